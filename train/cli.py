@@ -1,0 +1,72 @@
+"""`python -m train`: train one model from the command line, with a progress bar.
+
+The same code path as a run's job (train.training.train_model), writing `<name>.keras` and
+`<name>.json` into `$MODEL_DIR` (default ./model-volume). Exit status 0 on success, 2 for bad
+parameters, 1 when training can't happen (e.g. the data set is unavailable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from train import settings
+from train.architectures import ARCHITECTURES
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train a digit recognizer and save it (with metadata) to the model volume.")
+    p.add_argument("--dataset", help="mnist, mnist-5k or the name of a datasets/<name>.npz "
+                                     "(default: mnist if the volume holds it, else mnist-5k)")
+    p.add_argument("--architecture", choices=sorted(ARCHITECTURES), help="default: cnn")
+    p.add_argument("--epochs", type=int, help="1..100 (default: the architecture's)")
+    p.add_argument("--batch-size", type=int, help="16..1024")
+    p.add_argument("--learning-rate", type=float, help="in (0, 1]")
+    p.add_argument("--limit", type=int, help="train on only this many digits (at least 100)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                   help="random shifts, rotations, zoom and stroke thickness (default: the "
+                        "architecture's)")
+    p.add_argument("--name", help="model name (default: <architecture>-<date>-<time>)")
+    p.add_argument("--model-dir", type=Path,
+                   help="the model volume (default: $MODEL_DIR or ./model-volume)")
+    p.add_argument("--seed", type=int, help="random seed, for a repeatable run")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from train.datasets import DatasetUnavailableError
+    from train.params import InvalidParamsError, resolve
+
+    model_dir = (args.model_dir or settings.model_dir()).resolve()
+    request = {field: value for field, value in {
+        "dataset": args.dataset, "architecture": args.architecture, "epochs": args.epochs,
+        "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "limit": args.limit, "augment": args.augment, "name": args.name}.items()
+        if value is not None}
+    try:
+        params = resolve(request, model_dir)
+    except InvalidParamsError as error:
+        for field, message in error.errors.items():
+            print(f"error: --{field.replace('_', '-')} {message}", file=sys.stderr)
+        return 2
+    print(f"training {params.architecture} on {params.dataset} for {params.epochs} epochs "
+          f"(batch {params.batch_size}, learning rate {params.learning_rate:g}, augment "
+          f"{'on' if params.augment else 'off'}) → {model_dir}/{params.name}.keras", flush=True)
+    from train.training import train_model  # TensorFlow loads only once the request is valid
+    try:
+        metadata = train_model(params, model_dir, verbose=1, seed=args.seed)
+    except DatasetUnavailableError as error:
+        print(f"error: data set {params.dataset!r} is not available: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: no model written", file=sys.stderr)
+        return 130
+    print(f"saved {params.name}: test accuracy {metadata['test_accuracy']:.4f} on "
+          f"{metadata['dataset']['test']} digits, {metadata['train_seconds']:.0f} s of training")
+    return 0

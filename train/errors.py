@@ -1,0 +1,107 @@
+"""One error format for every error: `{"error": {"code": "snake_case", "message": "..."}}`.
+
+flask-smorest's Api registers the handler for every werkzeug HTTPException (404 on unknown
+routes, 405, 413, webargs' 422...); `ApiWithOurErrors` makes it answer in our format. Anything
+unexpected becomes a 500 in the same format, logged, never a traceback to the client.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import current_app, jsonify
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+
+class ApiError(Exception):
+    """Raised by views for an error response with our own code and message."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None,
+                 **extra):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+        self.extra = extra
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None, **extra):
+    response = jsonify({"error": {"code": code, "message": message, **extra}})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def snake_case(name: str) -> str:
+    return "_".join(name.lower().replace("-", " ").split()) or "error"
+
+
+def validation_details(messages) -> dict[str, str]:
+    """webargs' {location: {field: [messages]}} → {field: "message; message"}."""
+    fields: dict[str, str] = {}
+    for location, location_errors in (messages or {}).items():
+        if isinstance(location_errors, list):  # e.g. {"json": ["Invalid JSON body."]}
+            fields[location] = "; ".join(map(str, location_errors))
+            continue
+        if not isinstance(location_errors, dict):
+            continue
+        for field, problems in location_errors.items():
+            if isinstance(problems, dict):  # nested: flatten one level
+                problems = [f"{key}: {value}" for key, value in problems.items()]
+            if not isinstance(problems, list):
+                problems = [problems]
+            fields[str(field).replace("_schema", "body")] = "; ".join(map(str, problems))
+    return fields
+
+
+class ErrorDetailSchema(ma.Schema):
+    code = ma.fields.String(metadata={"description": "snake_case error code"})
+    message = ma.fields.String(metadata={"description": "what went wrong, in words"})
+    fields = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(),
+                            metadata={"description": "422 only: each bad field and why"})
+    run_id = ma.fields.String(metadata={"description": "409 only: the run in the way"})
+
+
+class ErrorSchema(ma.Schema):
+    error = ma.fields.Nested(ErrorDetailSchema)
+
+
+class ApiWithOurErrors(Api):
+    ERROR_SCHEMA = ErrorSchema
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        headers = data.get("headers") or {}
+        if "messages" in data or "errors" in data:
+            fields = validation_details(data.get("errors") or data.get("messages"))
+            if error.code == 422:
+                return error_response(422, "invalid_parameters", describe_fields(fields),
+                                      headers, fields=fields)
+            return error_response(error.code, snake_case(error.name),
+                                  "; ".join(fields.values()) or error.name, headers)
+        if isinstance(error, InternalServerError):
+            return error_response(500, "internal_error", "the server failed to answer")
+        message = data.get("message") or error.description or error.name
+        return error_response(error.code or 500, snake_case(error.name), message, headers)
+
+
+def describe_fields(fields: dict[str, str]) -> str:
+    return "invalid " + "; ".join(f"{field}: {problem}" for field, problem in fields.items())
+
+
+def handle_api_error(error: ApiError):
+    return error_response(error.status, error.code, error.message, error.headers, **error.extra)
+
+
+def handle_unexpected(error: Exception):
+    if isinstance(error, HTTPException):
+        return current_app.extensions["smorest_api"].handle_http_exception(error)
+    current_app.logger.exception("unhandled error")
+    return error_response(500, "internal_error", "the server failed to answer")
+
+
+def init_app(app, api: ApiWithOurErrors) -> None:
+    app.extensions["smorest_api"] = api
+    app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(Exception, handle_unexpected)

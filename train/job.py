@@ -1,0 +1,168 @@
+"""`python -m train.job <run_id>`: one training run, started by an executor.
+
+Reads the run's params from `runs/<run_id>.json`, trains through the same code as the CLI, writes
+progress there at least once a second, stops between batches once `stop_requested` is set (or on
+SIGTERM, e.g. when Kubernetes deletes the Job), and records the outcome: `succeeded` with the
+model's name, `stopped`, or `failed` with a message. A stopped or failed run writes no model.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import traceback
+
+from train import settings
+from train.runs import RunStore, is_active, now_iso
+
+WRITE_INTERVAL_SECONDS = 0.5
+
+
+class RunReporter:
+    """Keeps the latest progress snapshot and writes it to the run file from a background thread.
+
+    Writing from a thread keeps the interval steady even when one batch takes longer than a
+    second, and keeps file I/O out of the training loop. Each write also reads back
+    `stop_requested`, so `should_stop` is a cheap in-memory check between batches.
+    """
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store = store
+        self.run_id = run_id
+        self.latest: dict = {}
+        self.stop_event = threading.Event()
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.loop, name="progress-writer", daemon=True)
+
+    def start(self) -> RunReporter:
+        self.thread.start()
+        return self
+
+    def report(self, snapshot: dict) -> None:
+        with self.lock:
+            self.latest = {**snapshot, "phase": "training"}
+
+    def set_phase(self, phase: str) -> None:
+        with self.lock:
+            self.latest = {**self.latest, "phase": phase}
+
+    def should_stop(self) -> bool:
+        return self.stop_event.is_set()
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def flush(self) -> None:
+        with self.lock:
+            snapshot = dict(self.latest)
+        snapshot["heartbeat_at"] = now_iso()
+        run = self.store.update(self.run_id, lambda run: merge_progress(run, snapshot))
+        if run is None or run.get("stop_requested"):
+            self.stop_event.set()
+
+    def loop(self) -> None:
+        while not self.done.wait(WRITE_INTERVAL_SECONDS):
+            try:
+                self.flush()
+            except OSError as error:  # a full or flaky volume must not kill the training
+                print(f"progress write failed: {error}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+
+
+def merge_progress(run: dict, snapshot: dict) -> dict | None:
+    if not is_active(run):
+        return None
+    # Progress never goes backwards, whatever order writes happen in.
+    if snapshot.get("progress", 0) < run.get("progress", 0):
+        return None
+    merged = {**run, **snapshot}
+    if run.get("stop_requested"):
+        merged["phase"] = "stopping"
+    return merged
+
+
+def finish(store: RunStore, run_id: str, state: str, **fields) -> dict | None:
+    def record(run: dict) -> dict | None:
+        if not is_active(run):
+            return None
+        return {**run, **fields, "state": state, "phase": state, "finished_at": now_iso(),
+                "eta_seconds": None}
+
+    return store.update(run_id, record)
+
+
+def begin(store: RunStore, run_id: str) -> dict | None:
+    def mark_running(run: dict) -> dict | None:
+        if run.get("state") != "queued":
+            return None
+        return {**run, "state": "running", "phase": "loading data", "started_at": now_iso(),
+                "pid": os.getpid()}
+
+    return store.update(run_id, mark_running)
+
+
+def run_job(run_id: str) -> int:
+    from train.params import TrainParams
+
+    model_dir = settings.model_dir()
+    store = RunStore(model_dir)
+    run = store.get(run_id)
+    if run is None:
+        print(f"no run {run_id!r} in {store.folder}", file=sys.stderr)
+        return 2
+    if run.get("stop_requested"):
+        finish(store, run_id, "stopped")
+        return 0
+    run = begin(store, run_id)
+    if run is None or run.get("state") != "running":
+        print(f"run {run_id} is not queued; nothing to do", file=sys.stderr)
+        return 2
+
+    reporter = RunReporter(store, run_id).start()
+    # Kubernetes ends a deleted Job's pod with SIGTERM: treat it as a stop request.
+    signal.signal(signal.SIGTERM, lambda *_: reporter.request_stop())
+    try:
+        from train.datasets import DatasetUnavailableError
+        from train.training import TrainingStopped, train_model
+
+        params = TrainParams.from_dict(run["params"])
+        try:
+            metadata = train_model(params, model_dir, reporter, verbose=2)
+        except TrainingStopped:
+            reporter.close()
+            finish(store, run_id, "stopped")
+            return 0
+        except DatasetUnavailableError as error:
+            reporter.close()
+            finish(store, run_id, "failed", error=f"data set {params.dataset!r} is not "
+                                                  f"available: {error}")
+            return 1
+        reporter.close()
+        reporter.flush()
+        finish(store, run_id, "succeeded", model=metadata["name"], progress=1.0,
+               test_accuracy=metadata["test_accuracy"], history=metadata["history"])
+        return 0
+    except Exception as error:
+        traceback.print_exc()
+        reporter.close()
+        finish(store, run_id, "failed", error=f"training failed: {type(error).__name__}: {error}")
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m train.job <run_id>", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return run_job(argv[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Training parameters: bounds, defaults and validation, shared by the API, the CLI and the job.
+
+Validation returns every bad field by name so the API can answer 422 naming it and the CLI can
+print it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from train.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, get_architecture
+from train.datasets import MNIST, MNIST_5K, available_datasets, volume_dataset_names
+from train.volume import NAME_PATTERN, is_valid_name, model_path
+
+EPOCHS_BOUNDS = (1, 100)
+BATCH_SIZE_BOUNDS = (16, 1024)
+LEARNING_RATE_MAX = 1.0
+LIMIT_MIN = 100
+FIELDS = ("architecture", "dataset", "epochs", "batch_size", "learning_rate", "limit", "augment",
+          "name")
+
+
+class InvalidParamsError(ValueError):
+    """One or more fields are invalid; `errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    architecture: str
+    dataset: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    limit: int | None
+    augment: bool
+    name: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: dict) -> TrainParams:
+        return cls(**{field: document.get(field) for field in FIELDS})
+
+
+def default_dataset(model_dir: Path) -> str:
+    """The full MNIST when the volume holds a copy (no download needed), else mnist-5k."""
+    return MNIST if MNIST in volume_dataset_names(model_dir) else MNIST_5K
+
+
+def default_name(architecture: str, model_dir: Path, taken: set[str] = frozenset(),
+                 now: datetime | None = None) -> str:
+    """Readable and unique: `cnn-20261122-1432`, then `cnn-20261122-1432-2`, ..."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M")
+    base = f"{architecture}-{stamp}"
+    candidate, number = base, 1
+    while candidate in taken or model_path(model_dir, candidate).exists():
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
+
+
+def options(model_dir: Path) -> dict:
+    """What `GET /api/train/options` shows: architectures with their defaults, data sets, bounds."""
+    return {
+        "architectures": [
+            {"name": arch.name, "description": arch.description, "defaults": arch.defaults,
+             "default": arch.name == DEFAULT_ARCHITECTURE}
+            for arch in ARCHITECTURES.values()
+        ],
+        "datasets": [{"name": name, "default": name == default_dataset(model_dir)}
+                     for name in available_datasets(model_dir)],
+        "defaults": {"architecture": DEFAULT_ARCHITECTURE, "dataset": default_dataset(model_dir),
+                     **ARCHITECTURES[DEFAULT_ARCHITECTURE].defaults, "limit": None},
+        "bounds": {
+            "epochs": {"min": EPOCHS_BOUNDS[0], "max": EPOCHS_BOUNDS[1]},
+            "batch_size": {"min": BATCH_SIZE_BOUNDS[0], "max": BATCH_SIZE_BOUNDS[1]},
+            "learning_rate": {"exclusive_min": 0, "max": LEARNING_RATE_MAX},
+            "limit": {"min": LIMIT_MIN},
+            "name": {"pattern": NAME_PATTERN.pattern},
+        },
+    }
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_int(errors: dict, field: str, value, low: int, high: int | None) -> None:
+    if not is_int(value):
+        errors[field] = "must be an integer"
+    elif value < low or (high is not None and value > high):
+        errors[field] = (f"must be between {low} and {high}" if high is not None
+                         else f"must be at least {low}")
+
+
+def resolve(request: dict, model_dir: Path, taken_names: set[str] = frozenset()) -> TrainParams:
+    """Fill in defaults and validate; raise InvalidParamsError naming every bad field."""
+    unknown = sorted(set(request) - set(FIELDS))
+    errors: dict[str, str] = {field: "unknown field" for field in unknown}
+
+    architecture = request.get("architecture")
+    if architecture is None:
+        architecture = DEFAULT_ARCHITECTURE
+    if architecture not in ARCHITECTURES:
+        errors["architecture"] = f"must be one of {', '.join(ARCHITECTURES)}"
+        architecture = DEFAULT_ARCHITECTURE
+    recipe = get_architecture(architecture).defaults
+
+    dataset = request.get("dataset")
+    if dataset is None:
+        dataset = default_dataset(model_dir)
+    if not isinstance(dataset, str) or dataset not in available_datasets(model_dir):
+        errors["dataset"] = f"must be one of {', '.join(available_datasets(model_dir))}"
+
+    epochs = request.get("epochs", recipe["epochs"])
+    check_int(errors, "epochs", epochs, *EPOCHS_BOUNDS)
+    batch_size = request.get("batch_size", recipe["batch_size"])
+    check_int(errors, "batch_size", batch_size, *BATCH_SIZE_BOUNDS)
+
+    learning_rate = request.get("learning_rate", recipe["learning_rate"])
+    if not isinstance(learning_rate, int | float) or isinstance(learning_rate, bool) \
+            or not math.isfinite(learning_rate):
+        errors["learning_rate"] = "must be a number"
+    elif not 0 < learning_rate <= LEARNING_RATE_MAX:
+        errors["learning_rate"] = f"must be greater than 0 and at most {LEARNING_RATE_MAX:g}"
+
+    limit = request.get("limit")
+    if limit is not None:
+        check_int(errors, "limit", limit, LIMIT_MIN, None)
+
+    augment = request.get("augment", recipe["augment"])
+    if not isinstance(augment, bool):
+        errors["augment"] = "must be true or false"
+
+    name = request.get("name")
+    if name is None:
+        name = default_name(architecture, model_dir, set(taken_names))
+    elif not isinstance(name, str) or not is_valid_name(name):
+        errors["name"] = (f"must match {NAME_PATTERN.pattern} (letters, digits, '.', '_', '-'; "
+                          "at most 64)")
+    elif model_path(model_dir, name).exists() or name in taken_names:
+        errors["name"] = f"a model named {name!r} already exists"
+
+    if errors:
+        raise InvalidParamsError(errors)
+    return TrainParams(architecture=architecture, dataset=dataset, epochs=epochs,
+                       batch_size=batch_size, learning_rate=float(learning_rate), limit=limit,
+                       augment=augment, name=name)

@@ -1,0 +1,172 @@
+"""The training core shared by the job and the CLI: data → model → fit → evaluate → save.
+
+`train_model` reports progress through a Reporter, raises TrainingStopped when a stop was
+requested (and then writes nothing), and on success writes `<name>.keras` and `<name>.json`
+atomically into the model volume.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from train.architectures import INPUT_SHAPE, get_architecture
+from train.datasets import Dataset, load_dataset
+from train.params import TrainParams
+from train.progress import NullReporter, ProgressCallback, Reporter
+from train.volume import atomic_target, metadata_path, model_path, sha256_of, write_json_atomic
+
+WARMUP_FRACTION = 0.05
+EVAL_BATCH_SIZE = 1000
+
+
+class TrainingStopped(Exception):  # noqa: N818 - a stop is not an error
+    """The run was stopped on request before it finished; no model was written."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def limited(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
+    """The first `limit` training digits of a fixed shuffle (the test split stays whole)."""
+    if limit is None or limit >= len(dataset.y_train):
+        return dataset
+    keep = np.random.default_rng(seed).permutation(len(dataset.y_train))[:limit]
+    return Dataset(dataset.name, dataset.x_train[keep], dataset.y_train[keep],
+                   dataset.x_test, dataset.y_test)
+
+
+def as_model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) → float32 (N, 28, 28, 1) in [0, 1]: the saved models' input contract."""
+    return (images.astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+def input_pipelines(dataset: Dataset, batch_size: int, augment: bool, seed: int):
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    train = (tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
+             .shuffle(len(dataset.y_train), seed=seed, reshuffle_each_iteration=True)
+             .batch(batch_size)
+             .map(lambda x, y: (tf.cast(x, tf.float32)[..., tf.newaxis] / 255.0, y),
+                  num_parallel_calls=autotune))
+    if augment:
+        from train.augment import make_augmenter
+
+        train = train.map(make_augmenter(seed), num_parallel_calls=autotune)
+    test = (tf.data.Dataset.from_tensor_slices((as_model_input(dataset.x_test), dataset.y_test))
+            .batch(EVAL_BATCH_SIZE))
+    return train.prefetch(autotune), test.prefetch(autotune)
+
+
+def learning_rate(schedule: str, peak: float, total_steps: int):
+    """A constant rate, or a linear warm-up to `peak` followed by a cosine decay to zero."""
+    if schedule != "cosine":
+        return peak
+    import keras
+
+    warmup = max(1, int(total_steps * WARMUP_FRACTION))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 10, decay_steps=max(1, total_steps - warmup),
+        warmup_target=peak, warmup_steps=warmup, alpha=0.0)
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    matrix = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def evaluation(model, dataset: Dataset) -> dict:
+    probabilities = model.predict(as_model_input(dataset.x_test), batch_size=EVAL_BATCH_SIZE,
+                                  verbose=0)
+    labels = dataset.y_test
+    predicted = probabilities.argmax(axis=1)
+    matrix = confusion_matrix(labels, predicted)
+    per_class = [round(float(matrix[k, k] / matrix[k].sum()), 6) if matrix[k].sum() else None
+                 for k in range(10)]
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return {"test_accuracy": round(float((predicted == labels).mean()), 6),
+            "test_loss": round(float(-np.log(picked).mean()), 6),
+            "per_class_accuracy": per_class,
+            "confusion_matrix": matrix.tolist()}
+
+
+def inference_copy(model):
+    """The trained network without optimizer state: smaller files, nothing but built-in layers."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def save_model(model, model_dir: Path, metadata: dict) -> dict:
+    """Write `<name>.json` then `<name>.keras`, each atomically; return the final metadata.
+
+    The metadata goes first so that whoever sees the model also finds its metadata.
+    """
+    name = metadata["name"]
+    target = model_path(model_dir, name)
+    # Keras insists on the .keras suffix, so the temporary keeps it after its dot-prefixed name.
+    with atomic_target(target, suffix=".keras") as temporary:
+        inference_copy(model).save(temporary)
+        metadata = {**metadata, "size_bytes": temporary.stat().st_size,
+                    "sha256": sha256_of(temporary)}
+        write_json_atomic(metadata_path(model_dir, name), metadata)
+    return metadata
+
+
+def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None = None,
+                verbose: int | str = 0, seed: int | None = None) -> dict:
+    """Train as `params` say and save the model; return its metadata."""
+    import keras
+    import tensorflow as tf
+
+    reporter = reporter or NullReporter()
+    model_dir = Path(model_dir)
+    seed = int.from_bytes(os.urandom(3), "big") if seed is None else seed
+    keras.utils.set_random_seed(seed)
+    architecture = get_architecture(params.architecture)
+    reporter.set_phase("loading data")
+    dataset = limited(load_dataset(params.dataset, model_dir), params.limit)
+    steps = math.ceil(len(dataset.y_train) / params.batch_size)
+
+    model = architecture.build()
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate(architecture.schedule, params.learning_rate, steps * params.epochs)),
+        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train_data, test_data = input_pipelines(dataset, params.batch_size, params.augment, seed)
+    callback = ProgressCallback(reporter, params.epochs, steps)
+    started = time.monotonic()
+    model.fit(train_data, epochs=params.epochs, validation_data=test_data,
+              callbacks=[callback], verbose=verbose, shuffle=False)  # tf.data shuffles
+    train_seconds = time.monotonic() - started
+    if callback.stopped or reporter.should_stop():
+        raise TrainingStopped("stopped on request")
+    reporter.set_phase("evaluating and saving")
+
+    metadata = {
+        "name": params.name,
+        "created_at": now_iso(),
+        "architecture": params.architecture,
+        "hyperparameters": {key: value for key, value in params.to_dict().items()
+                            if key not in ("name", "architecture", "dataset")}
+        | {"optimizer": "adam", "schedule": architecture.schedule, "seed": seed},
+        "dataset": {"name": dataset.name, **dataset.sizes},
+        **evaluation(model, dataset),
+        "history": callback.history,
+        "train_seconds": round(train_seconds, 2),
+        "parameter_count": int(model.count_params()),
+        "input_shape": list(INPUT_SHAPE),
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+    }
+    return save_model(model, model_dir, metadata)
