@@ -1,0 +1,68 @@
+# ruff: noqa: N999 - gunicorn finds its config by this file name
+"""gunicorn settings for the inference service.
+
+Run from the repository root:  gunicorn --config inference/gunicorn.conf.py "inference:create_app()"
+
+Workers and threads, for 2 cores: a prediction is ~1 ms of CPU, part Python (HTTP parsing,
+Flask, decoding, preprocessing: holds the GIL) and part TensorFlow (releases it). Two worker
+processes run the Python parts of two requests truly in parallel, one per core; a few threads
+per worker overlap one request's network reads and writes and TF calls with another's Python
+work. More processes than cores only add context switches and one TensorFlow runtime (~300 MB)
+each; more threads only add GIL contention. `make bench` measured the choice (README).
+
+Model loading: per worker, not preloaded in the master. TensorFlow's thread pools do not
+survive fork(), and each worker must own its cache anyway (a model replaced on the volume is
+reloaded by each worker on its next use). Each worker loads and warms the default model in the
+background at boot; /readyz answers 200 once it is ready.
+"""
+
+import os
+import shutil
+import tempfile
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("INFERENCE_THREADS", "4"))
+preload_app = False
+
+# A worker that stops answering its heartbeat for this long (a hung model load, a stuck call)
+# is killed and replaced. Request bodies are bounded separately: the app puts a 10 s timeout on
+# the socket while reading a body, and gunicorn defers connections that send nothing for 5 s.
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Request line and headers stay small; bodies are capped by MAX_UPLOAD_BYTES in the app.
+limit_request_line = 8190
+limit_request_fields = 100
+
+# The app writes one JSON line per request itself; gunicorn's access log would double it.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+proc_name = "digits-inference"
+
+# Prometheus' multiprocess mode: every worker writes its samples to files in this folder and
+# /metrics sums them. It must be set before a worker imports prometheus_client, and start empty.
+_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="digits-inference-metrics-")
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def on_starting(server):
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for name in os.listdir(_metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(_metrics_dir, name))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -1,0 +1,306 @@
+"""Turn any photo, scan or drawing of one digit into the 28×28 image an MNIST model expects.
+
+MNIST's digits are white ink on black, the ink's bounding box scaled to fit 20×20 keeping its
+aspect ratio, then placed in a 28×28 field so that the centre of mass is at the centre. Models
+trained on MNIST only work on images made the same way, so that is what happens here:
+
+decode (guarded) → EXIF orientation → transparency flattened → grayscale → polarity: ink
+bright on black → background noise suppressed → crop to the ink → longer side to 20 px →
+centre of mass at the centre of 28×28 → values in [0, 1].
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from .errors import ApiError
+
+# Pillow's own bomb guard: warn above, refuse above twice this. We refuse above it ourselves,
+# from the header's size, before a single pixel is decoded.
+MAX_PIXELS = 30_000_000  # a 24-megapixel phone photo fits; a 40000×40000 "PNG" does not
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Formats that are images of a digit. Others Pillow could open (EPS runs Ghostscript, PSD,
+# ICNS...) are refused as unsupported rather than handed to a rarely used decoder.
+READABLE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")
+READABLE_NAMES = "PNG, JPEG, GIF, BMP, WebP, TIFF or PPM"
+
+# Work on at most this many pixels per side: plenty to find a digit that ends up 20 px tall.
+WORKING_SIZE = 1024
+FIELD = 28
+BOX = 20
+# Below this contrast between ink and paper (of 255) there is no digit, only noise or a blank.
+MIN_CONTRAST = 40
+# Pixels fainter than this share of the ink's brightness are paper texture, noise or shadows.
+NOISE_FLOOR = 0.25
+
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+# Signatures of image formats people send that we do not read: 415, not "not an image".
+_UNSUPPORTED_SIGNATURES = (
+    (b"%PDF", "PDF"),
+    (b"%!PS", "PostScript/EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"8BPS", "Photoshop (PSD)"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"icns", "ICNS"),
+)
+_UNSUPPORTED_FTYP = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"mif1": "HEIF",
+                     b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+
+
+@dataclass
+class Preprocessed:
+    image: np.ndarray  # (28, 28, 1) float32 in [0, 1], white ink on black
+
+    def png_data_url(self) -> str:
+        """The 28×28 image the model saw, as a PNG data URL."""
+        pixels = np.rint(self.image[..., 0] * 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels, "L").save(buffer, "PNG", compress_level=1)
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# ---------------------------------------------------------------------- decoding
+
+
+def decode_image_string(text: str) -> bytes:
+    """The bytes of a JSON `image` value: plain base64 (standard or URL-safe) or a data URL."""
+    text = text.strip()
+    if text.startswith("data:"):
+        header, comma, payload = text.partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise ApiError(400, "invalid_data_url",
+                           "A data URL must look like data:image/png;base64,<base64 data>.")
+        text = payload
+    if not text:
+        raise ApiError(400, "empty_image", "The image is empty.")
+    compact = "".join(text.split())
+    alphabet = b"-_" if ("-" in compact or "_" in compact) else None
+    try:
+        padded = compact + "=" * (-len(compact) % 4)
+        return base64.b64decode(padded, altchars=alphabet, validate=True)
+    except (ValueError, base64.binascii.Error):
+        raise ApiError(400, "invalid_base64",
+                       "The image is not valid base64 (nor a base64 data URL).") from None
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Decode `data` into pixels, refusing bombs, truncated files and unsupported formats."""
+    if not data:
+        raise ApiError(400, "empty_image", "The image is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
+            _refuse_bombs(image)
+            # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: a 12-megapixel photo then
+            # costs a fraction of the time and memory.
+            if image.format == "JPEG":
+                image.draft("L", (WORKING_SIZE, WORKING_SIZE))
+            image.load()
+    except ApiError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_many_pixels() from None
+    except UnidentifiedImageError:
+        raise _unreadable(data) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if "truncated" in str(exc).lower() or isinstance(exc, EOFError):
+            raise ApiError(400, "truncated_image",
+                           "The image file is truncated: part of it is missing.") from None
+        raise ApiError(400, "invalid_image", f"The image can't be decoded: {exc}") from None
+    return image
+
+
+def _refuse_bombs(image: Image.Image) -> None:
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ApiError(400, "invalid_image", "The image has no pixels.")
+    if width * height > MAX_PIXELS:
+        raise _too_many_pixels(width, height)
+
+
+def _too_many_pixels(width: int | None = None, height: int | None = None) -> ApiError:
+    size = f" ({width}×{height})" if width else ""
+    return ApiError(413, "image_too_large",
+                    f"The image has too many pixels{size}; the limit is {MAX_PIXELS:,}.")
+
+
+def _unreadable(data: bytes) -> ApiError:
+    fmt = _unsupported_format(data)
+    if fmt:
+        return ApiError(415, "unsupported_image_format",
+                        f"{fmt} images are not supported; send {READABLE_NAMES}.")
+    return ApiError(400, "invalid_image",
+                    f"The file is not an image this service can read ({READABLE_NAMES}).")
+
+
+def _unsupported_format(data: bytes) -> str | None:
+    head = data[:512]
+    for signature, name in _UNSUPPORTED_SIGNATURES:
+        if head.startswith(signature):
+            return name
+    if head[4:8] == b"ftyp" and head[8:12] in _UNSUPPORTED_FTYP:
+        return _UNSUPPORTED_FTYP[head[8:12]]
+    text = head.lstrip().lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "SVG"
+    try:  # one Pillow can identify but that is not on our list (PSD, ICNS, DDS, EPS...)
+        with Image.open(io.BytesIO(data)) as other:
+            return other.format
+    except Exception:  # noqa: BLE001 - anything else is simply "not an image"
+        return None
+
+
+# ---------------------------------------------------------------------- the MNIST recipe
+
+
+def preprocess(data: bytes) -> Preprocessed:
+    """Bytes of an uploaded image → the 28×28 float image an MNIST model expects."""
+    image = open_image(data)
+    image = _upright(_bounded(image), _orientation(image))
+    ink = _ink_bright_on_black(_grayscale(image))
+    digit = _crop_to_ink(ink)
+    return Preprocessed(_centre_in_field(_scale_to_box(digit))[..., None])
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - broken EXIF is no reason to refuse the picture
+        return 1
+
+
+def _bounded(image: Image.Image) -> Image.Image:
+    """At most WORKING_SIZE px per side (a photo's detail beyond that is not needed)."""
+    if max(image.size) <= WORKING_SIZE:
+        return image
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "F", "I"):
+        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    image = image.copy()
+    image.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.BOX)
+    return image
+
+
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
+    """Apply the EXIF orientation, as phone photos are stored sideways."""
+    method = _ORIENTATION_TRANSPOSE.get(orientation)
+    return image.transpose(method) if method is not None else image
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+
+
+def _grayscale(image: Image.Image) -> np.ndarray:
+    """Gray levels as uint8, transparency flattened onto a contrasting background.
+
+    A canvas drawing is often ink on fully transparent pixels whose hidden colour is black;
+    flattening onto a fixed colour would lose either black or white ink, so the background is
+    the opposite of the visible ink's brightness.
+    """
+    if not _has_alpha(image):
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float scans
+            values = np.asarray(image, dtype=np.float32)
+            low, high = float(values.min()), float(values.max())
+            return np.rint((values - low) * (255.0 / ((high - low) or 1.0))).astype(np.uint8)
+        return np.asarray(image.convert("L"))
+    pixels = np.asarray(image.convert("LA"), dtype=np.float32)
+    gray, alpha = pixels[..., 0], pixels[..., 1] / 255.0
+    if alpha.min() >= 1.0:
+        return gray.astype(np.uint8)
+    weight = float(alpha.sum())
+    visible_mean = float((gray * alpha).sum() / weight) if weight else 0.0
+    background = 255.0 if visible_mean < 128 else 0.0
+    return np.rint(gray * alpha + background * (1.0 - alpha)).astype(np.uint8)
+
+
+def _level(values: np.ndarray, share: float) -> int:
+    """The gray level below which `share` of `values` (uint8) lie: a percentile in O(n)."""
+    cumulative = np.cumsum(np.bincount(values.ravel(), minlength=256))
+    return int(np.searchsorted(cumulative, share * cumulative[-1]))
+
+
+def _ink_bright_on_black(gray: np.ndarray) -> np.ndarray:
+    """Ink in [0, 1] on 0: inverted when the paper is light, paper level and noise removed.
+
+    The paper is what the border mostly shows (a digit is drawn inside its picture); the ink
+    level is the brightest half percent after inverting. Everything fainter than NOISE_FLOOR of
+    the way from paper to ink is set to 0: paper texture, JPEG noise, faint shadows.
+    """
+    background = _level(_border(gray), 0.5)
+    if background > 127:
+        gray = 255 - gray
+        background = 255 - background
+    ink_level = _level(gray, 0.995)
+    if ink_level - background < MIN_CONTRAST:
+        raise _no_digit()
+    ink = (gray.astype(np.float32) - background) * (1.0 / (ink_level - background))
+    np.clip(ink, 0.0, 1.0, out=ink)
+    ink[ink < NOISE_FLOOR] = 0.0
+    return ink
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    height, width = gray.shape
+    band = max(1, min(height, width) // 20)
+    return np.concatenate([gray[:band].ravel(), gray[-band:].ravel(),
+                           gray[:, :band].ravel(), gray[:, -band:].ravel()])
+
+
+def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(ink.any(axis=1))
+    if rows.size == 0:
+        raise _no_digit()
+    cols = np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+
+
+def _scale_to_box(digit: np.ndarray) -> np.ndarray:
+    """Longer side to 20 px, aspect ratio kept (Pillow's resampling is area-aware)."""
+    height, width = digit.shape
+    scale = BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size == (width, height):
+        return digit
+    resized = Image.fromarray(digit, "F").resize(size, Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def _centre_in_field(digit: np.ndarray) -> np.ndarray:
+    """Place `digit` in 28×28 so that its centre of mass falls on the centre of the field."""
+    height, width = digit.shape
+    mass = float(digit.sum())
+    if mass <= 0:
+        raise _no_digit()
+    centre_row = float(digit.sum(axis=1) @ np.arange(height, dtype=np.float32)) / mass
+    centre_col = float(digit.sum(axis=0) @ np.arange(width, dtype=np.float32)) / mass
+    middle = FIELD / 2  # where MNIST has it: its mean centre of mass is at index 14.0
+    top = min(max(round(middle - centre_row), 0), FIELD - height)
+    left = min(max(round(middle - centre_col), 0), FIELD - width)
+    field = np.zeros((FIELD, FIELD), np.float32)
+    field[top: top + height, left: left + width] = digit
+    return field
+
+
+def _no_digit() -> ApiError:
+    return ApiError(422, "no_digit_found",
+                    "No digit found: the image is blank or has too little contrast.")

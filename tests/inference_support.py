@@ -1,0 +1,77 @@
+"""Helpers for the inference tests: MNIST test digits, image files made from them, requests."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import sys
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import requests
+from conftest import REPO, SEED_MODEL_NAME
+from PIL import Image
+
+if str(REPO) not in sys.path:  # `pytest` (not `python -m pytest`) leaves the repo root out
+    sys.path.insert(0, str(REPO))
+
+
+@cache
+def mnist_test_digits(scratch: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 500 mnist-5k test digits (uint8, 28×28, white on black) and their labels."""
+    from train.datasets import load_dataset
+
+    dataset = load_dataset("mnist-5k", scratch)
+    return dataset.x_test, np.asarray(dataset.y_test)
+
+
+def png_bytes(pixels: np.ndarray, mode: str = "L") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def as_person_upload(digit: np.ndarray, rng: np.random.Generator, canvas: int = 280) -> bytes:
+    """A 28×28 MNIST digit as a person's photo/scan: dark ink on light paper, 280×280 RGB PNG,
+    the digit at a random size (90 to 260 px) and position, paper and ink of random shades,
+    with sensor noise."""
+    size = int(rng.integers(90, 261))
+    scaled = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
+    ink = np.zeros((canvas, canvas), np.float32)
+    top, left = (int(v) for v in rng.integers(0, canvas - size + 1, size=2))
+    ink[top: top + size, left: left + size] = np.asarray(scaled, np.float32) / 255
+    paper, pen = rng.uniform(205, 245), rng.uniform(10, 70)
+    photo = paper + (pen - paper) * ink + rng.normal(0, 4, ink.shape)
+    return png_bytes(np.clip(photo, 0, 255).astype(np.uint8), "RGB")
+
+
+def multipart(session: requests.Session, url: str, image: bytes, model: str | None = None,
+              filename: str = "digit.png", content_type: str = "image/png"):
+    data = {"model": model} if model else None
+    return session.post(url, files={"image": (filename, image, content_type)}, data=data,
+                        timeout=60)
+
+
+def as_json(session: requests.Session, url: str, image: bytes, model: str | None = None,
+            data_url: bool = False):
+    encoded = base64.b64encode(image).decode("ascii")
+    payload = {"image": f"data:image/png;base64,{encoded}" if data_url else encoded}
+    if model:
+        payload["model"] = model
+    return session.post(url, json=payload, timeout=60)
+
+
+def copy_seed_model(seed_model_dir: Path, volume: Path, name: str = SEED_MODEL_NAME) -> None:
+    """Copy the seed model in the way the train service writes: dot-file, then rename."""
+    for suffix in (".json", ".keras"):
+        temporary = volume / f".{name}{suffix}.tmp"
+        shutil.copyfile(seed_model_dir / f"{SEED_MODEL_NAME}{suffix}", temporary)
+        temporary.replace(volume / f"{name}{suffix}")
+
+
+def decode_data_url_png(url: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert url.startswith(prefix), url[:40]
+    return Image.open(io.BytesIO(base64.b64decode(url[len(prefix):])))
