@@ -1,0 +1,118 @@
+"""`make run`'s launcher, scripts/run_local.py, as a user runs it: in the foreground, then SIGTERM
+to its process group (what Ctrl-C or `kill -TERM -PGID` does), and everything is gone.
+
+The empty-volume case trains the quick default model first (about a minute): marked slow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import ARTIFACTS, REPO, SEED_MODEL_NAME, free_port
+
+LAUNCHER = REPO / "scripts" / "run_local.py"
+
+
+def start_launcher(model_dir: Path, log_path: Path) -> tuple[subprocess.Popen, dict[str, int]]:
+    ports = {"UI_PORT": free_port(), "INFERENCE_PORT": free_port(), "TRAIN_PORT": free_port()}
+    env = dict(os.environ, MODEL_DIR=str(model_dir), TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONUNBUFFERED="1", **{name: str(port) for name, port in ports.items()})
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, str(LAUNCHER)], cwd=REPO, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return process, ports
+
+
+def wait_for_url(process: subprocess.Popen, log_path: Path, url: str, timeout: float) -> None:
+    """Until the launcher printed the page's URL (it does once all three answer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the launcher exited with {process.returncode}:\n{log_path.read_text()}")
+        if f"open {url}" in log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"no URL printed within {timeout}s:\n{log_path.read_text()[-3000:]}")
+
+
+def port_answers(port: int) -> bool:
+    try:
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+    except requests.RequestException:
+        return False
+    return True
+
+
+def stop_and_check(process: subprocess.Popen, ports: dict[str, int], log_path: Path) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        returncode = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"the launcher did not stop on SIGTERM:\n{log_path.read_text()[-3000:]}")
+    assert returncode == 0, log_path.read_text()[-3000:]
+    still = [name for name, port in ports.items() if port_answers(port)]
+    assert still == [], f"still answering after the launcher stopped: {still}"
+    assert "stopped nginx, inference and train" in log_path.read_text()
+
+
+def test_make_run_serves_the_page_and_api_and_stops_cleanly(model_volume, tmp_path):
+    log_path = ARTIFACTS / "logs" / "run_local.log"
+    process, ports = start_launcher(model_volume, log_path)
+    url = f"http://127.0.0.1:{ports['UI_PORT']}"
+    try:
+        wait_for_url(process, log_path, url, timeout=180)
+        page = requests.get(url + "/", timeout=5)
+        assert page.status_code == 200 and "<title>digits</title>" in page.text
+        models = requests.get(url + "/api/models", timeout=30).json()
+        assert SEED_MODEL_NAME in [model["name"] for model in models["models"]]
+        options = requests.get(url + "/api/train/options", timeout=30).json()
+        assert "mnist-5k" in [dataset["name"] for dataset in options["datasets"]]
+        assert "No model in" not in log_path.read_text()  # the volume had one: no training
+    finally:
+        if process.poll() is None:
+            stop_and_check(process, ports, log_path)
+
+
+def test_a_busy_port_is_reported_in_words(model_volume):
+    """Bad situation tried: the page's port is taken by another program."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = dict(os.environ, MODEL_DIR=str(model_volume), UI_PORT=str(port),
+                   INFERENCE_PORT=str(free_port()), TRAIN_PORT=str(free_port()))
+        result = subprocess.run([sys.executable, str(LAUNCHER)], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert f"port(s) {port}" in result.stderr and "in use" in result.stderr
+
+
+@pytest.mark.slow
+def test_make_run_on_an_empty_volume_trains_a_default_model_first(tmp_path):
+    volume = tmp_path / "empty-volume"
+    log_path = ARTIFACTS / "logs" / "run_local-empty.log"
+    process, ports = start_launcher(volume, log_path)
+    url = f"http://127.0.0.1:{ports['UI_PORT']}"
+    try:
+        wait_for_url(process, log_path, url, timeout=600)
+        log = log_path.read_text(errors="replace")
+        assert "No model in" in log and "Epoch 12/12" in log  # the progress was shown
+        models = requests.get(url + "/api/models", timeout=30).json()
+        assert [model["name"] for model in models["models"]] == ["starter-simple-mnist5k"]
+        assert models["models"][0]["test_accuracy"] > 0.9
+    finally:
+        if process.poll() is None:
+            stop_and_check(process, ports, log_path)
+        shutil.rmtree(volume, ignore_errors=True)
