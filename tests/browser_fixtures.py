@@ -28,7 +28,7 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = ARTIFACTS / "screenshots"
 # A copy of the seed model under another name: the picker must be able to switch to it.
-SECOND_MODEL_NAME = "mnist5k-simple-copy"
+SECOND_MODEL_NAME = "mnist5k-cnn-copy"
 
 
 def load_run_local():

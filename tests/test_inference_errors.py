@@ -159,7 +159,7 @@ CASES = {
     "multipart-without-image": ({"files": {"picture": ("d.png", WHITE_PAGE)}}, 400,
                                 "missing_image"),
     "unknown-model": (upload(WHITE_PAGE, model="no-such-model"), 404, "model_not_found"),
-    "model-name-with-path": (json_body(b64(WHITE_PAGE), model="../mnist5k-simple"), 400,
+    "model-name-with-path": (json_body(b64(WHITE_PAGE), model="../mnist5k-cnn"), 400,
                              "invalid_model_name"),
     "model-name-absolute-path": (upload(WHITE_PAGE, model="/etc/passwd"), 400,
                                  "invalid_model_name"),

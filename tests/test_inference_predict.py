@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import requests
-from conftest import SEED_MODEL_NAME, run_service
+from conftest import SEED_MODEL_ARCHITECTURE, SEED_MODEL_NAME, run_service
 from inference_support import (
     as_json,
     as_person_upload,
@@ -171,7 +171,7 @@ def test_models_are_listed_with_their_metadata_and_the_default(server, session):
     assert body["default"] == SEED_MODEL_NAME
     [model] = body["models"]
     assert model["name"] == SEED_MODEL_NAME
-    assert model["architecture"] == "simple"
+    assert model["architecture"] == SEED_MODEL_ARCHITECTURE
     assert 0.9 < model["test_accuracy"] <= 1
     assert model["size_bytes"] > 0
     assert model["status"] == "loaded"

@@ -110,7 +110,7 @@ def test_make_run_on_an_empty_volume_trains_a_default_model_first(tmp_path):
         log = log_path.read_text(errors="replace")
         assert "No model in" in log and "Epoch 12/12" in log  # the progress was shown
         models = requests.get(url + "/api/models", timeout=30).json()
-        assert [model["name"] for model in models["models"]] == ["starter-simple-mnist5k"]
+        assert [model["name"] for model in models["models"]] == ["starter-cnn-mnist5k"]
         assert models["models"][0]["test_accuracy"] > 0.9
     finally:
         if process.poll() is None:

@@ -17,7 +17,7 @@ from PIL import Image
 from train.datasets import load_dataset
 
 # What compose's seed step trains into an empty volume.
-SEED_MODEL = "starter-simple-mnist5k"
+SEED_MODEL = "starter-cnn-mnist5k"
 RUN_MODEL = "e2e-one-epoch"
 RUN_TIMEOUT = 600
 TERMINAL_STATES = {"succeeded", "failed", "stopped"}
