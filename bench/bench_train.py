@@ -1,7 +1,7 @@
 """`make bench-train`: train `cnn` and `simple` on the full MNIST on this machine, one run.
 
-The full MNIST (default /work/shared/data/mnist/mnist.npz, or MNIST_NPZ / --mnist-npz) is copied
-into a temporary volume's `datasets/mnist.npz`; each architecture trains with its recipe defaults
+The full MNIST (default ../shared/data/mnist/mnist.npz beside the repository, or MNIST_NPZ /
+--mnist-npz) is copied into a temporary volume's `datasets/mnist.npz`; each architecture trains with its recipe defaults
 (or --cnn-epochs / --simple-epochs) through the same code as the CLI and the job
 (train.training.train_model). Per epoch it prints the wall time, the time so far and the test
 accuracy (the 10,000 MNIST test digits are the validation data); at the end a summary, and the
@@ -26,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-DEFAULT_NPZ = "/work/shared/data/mnist/mnist.npz"
+# Where developer and CI machines keep the full MNIST: the shared folder beside the checkout.
+DEFAULT_NPZ = REPO.parent / "shared" / "data" / "mnist" / "mnist.npz"
 GOAL_ACCURACY = 0.995
 GOAL_SECONDS = 300
 
