@@ -83,6 +83,10 @@ class ApiWithOurErrors(Api):
         if isinstance(error, InternalServerError):
             return error_response(500, "internal_error", "the server failed to answer")
         message = data.get("message") or error.description or error.name
+        allowed = getattr(error, "valid_methods", None)
+        if error.code == 405 and allowed:
+            # RFC 9110: a 405 names the methods the route does take.
+            headers = {**headers, "Allow": ", ".join(allowed)}
         return error_response(error.code or 500, snake_case(error.name), message, headers)
 
 

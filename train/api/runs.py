@@ -138,7 +138,12 @@ def run_events(run_id: str, first: dict):
 @blp.doc(responses={"200": {
     "description": "Server-sent events: `progress` (data: the run as JSON) on every change, "
                    "then `end` (data: {state}) when the run has finished.",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+    # The schema of one event (fields as a client's EventSource parses them), not of the stream.
+    "content": {"text/event-stream": {"schema": {
+        "type": "object", "required": ["event", "data"],
+        "properties": {"event": {"type": "string", "enum": ["progress", "end"]},
+                       "data": {"type": "string", "description": "JSON: the run, or {state}"},
+                       "id": {"type": "string"}}}}}}})
 @blp.alt_response(404, schema=ErrorSchema)
 def run_events_stream(run_id: str):
     """Watch a run live (server-sent events)."""
