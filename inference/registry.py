@@ -8,12 +8,17 @@
   is reloaded on its next use, and a new file is seen without a restart.
 - A file that fails to load is remembered as unloadable until it changes, so a corrupt file
   costs one failed load, not one per request, and never affects the other models.
+- A file being overwritten in place (a plain `cp` over a model: it is cut to nothing, then
+  grows) is not a whole `.keras` archive until the copy ends. While it is incomplete and changed
+  in the last WRITE_IN_PROGRESS_SECONDS, or if it changes while it is being loaded, the version
+  loaded before keeps answering: a request never gets a half-written model or an error for it.
 - Thread-safe: one lock guards the cache; loads run outside it, one at a time per model, so a
   slow load never blocks requests for models that are already loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +40,9 @@ log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MODEL_SUFFIX = ".keras"
+INCOMPLETE = "not a complete .keras file (not a zip archive)"
+# An incomplete file that changed this recently is taken for a copy still being written.
+WRITE_IN_PROGRESS_SECONDS = 10.0
 
 
 class InvalidModelNameError(ValueError):
@@ -246,6 +254,12 @@ class ModelRegistry:
 
     def list_models(self) -> tuple[list[dict], str | None]:
         files = self.scan(fresh=True)
+        if not self.configured_default and self._choose_default(files) is not None:
+            # The default named here is the one a prediction without a name uses (the page
+            # preselects it): a newer file nobody has tried yet is loaded first, and if it is
+            # broken it is now known as unloadable and the next newest is the default.
+            with contextlib.suppress(ModelUnavailableError, ModelNotFoundError, NoModelsError):
+                self.get()
         return [self.describe(f) for f in files], self._choose_default(files)
 
     def find(self, name: str) -> ModelFile:
@@ -269,7 +283,7 @@ class ModelRegistry:
 
     def _known_problem(self, model: ModelFile) -> str | None:
         if not model.is_zip:
-            return "not a complete .keras file (not a zip archive)"
+            return INCOMPLETE
         with self._lock:
             failure = self._failures.get(model.name)
         if failure and failure[0] == model.signature:
@@ -313,6 +327,8 @@ class ModelRegistry:
         if found is not None:
             self.events.cache_hit(name)
             return found
+        if not _is_zip(path):
+            return self._while_incomplete(name, signature)
         self.events.cache_miss(name)
         with self._lock:
             load_lock = self._load_locks.setdefault(name, threading.Lock())
@@ -321,6 +337,20 @@ class ModelRegistry:
             signature = self._signature(path, name)
             found = self._cached(name, signature)
             return found if found is not None else self._load(name, path, signature)
+
+    def _previous_version(self, name: str) -> LoadedModel | None:
+        with self._lock:
+            return self._cache.get(name)
+
+    def _while_incomplete(self, name: str, signature: FileSignature) -> LoadedModel:
+        """The file is not a whole `.keras` archive: while it is still being written, the
+        version loaded before (if any) answers; otherwise the model is unavailable."""
+        if time.time() - signature.mtime_ns / 1e9 < WRITE_IN_PROGRESS_SECONDS:
+            previous = self._previous_version(name)
+            if previous is not None:
+                self.events.cache_hit(name)
+                return previous
+        raise ModelUnavailableError(name, INCOMPLETE)
 
     def _signature(self, path: Path, name: str) -> FileSignature:
         try:
@@ -345,6 +375,11 @@ class ModelRegistry:
         try:
             forward = self._loader(path)
         except Exception as exc:  # noqa: BLE001 - any broken file must stay this model's problem
+            previous = self._previous_version(name)
+            if previous is not None and self._changed_since(path, signature):
+                # Overwritten while we read it: the next request loads the finished file.
+                log.info("model %s changed while loading; its previous version answers", name)
+                return previous
             reason = f"{type(exc).__name__}: {str(exc)[:300]}"
             log.warning("model %s can't be loaded: %s", name, reason)
             with self._lock:
@@ -370,6 +405,12 @@ class ModelRegistry:
         self.events.model_loaded(name, seconds)
         log.info("loaded model %s in %.2f s", name, seconds)
         return loaded
+
+    def _changed_since(self, path: Path, signature: FileSignature) -> bool:
+        try:
+            return FileSignature.of(os.stat(path)) != signature
+        except OSError:
+            return True
 
     def loaded_names(self) -> list[str]:
         with self._lock:

@@ -49,6 +49,10 @@ class NotADigitsModelError(ValueError):
     """The file is a Keras model, but not one that maps 28×28×1 images to 10 classes."""
 
 
+class UnsafeModelError(ValueError):
+    """The file holds Python code (a `Lambda` layer's function, say): safe mode refuses it."""
+
+
 @dataclass
 class CompiledModel:
     forward: Callable[[np.ndarray], np.ndarray]  # (n, 28, 28, 1) float32 -> (n, 10) float32
@@ -60,7 +64,17 @@ def load_compiled(path: Path) -> CompiledModel:
     tf = _configure_tensorflow()
     import keras
 
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except ValueError as exc:
+        if "safe_mode" not in str(exc):
+            raise
+        # Keras' own words end by suggesting safe_mode=False, which is not for us to choose.
+        what = str(exc).split(". ")[0].strip()
+        raise UnsafeModelError(
+            f"refused by safe mode: {what}. Models are loaded with safe_mode=True and no Python "
+            "code from a model file ever runs here; rebuild it from built-in Keras layers."
+        ) from None
     _check_shapes(model)
 
     @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)],
