@@ -58,11 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training {params.architecture} on {params.dataset} for {params.epochs} epochs "
           f"(batch {params.batch_size}, learning rate {params.learning_rate:g}, augment "
           f"{'on' if params.augment else 'off'}) → {model_dir}/{params.name}.keras", flush=True)
-    from train.training import train_model  # TensorFlow loads only once the request is valid
+    # TensorFlow loads only once the request is valid.
+    from train.training import VolumeFullError, train_model
     try:
         metadata = train_model(params, model_dir, verbose=1, seed=args.seed)
     except DatasetUnavailableError as error:
         print(f"error: data set {params.dataset!r} is not available: {error}", file=sys.stderr)
+        return 1
+    except VolumeFullError as error:
+        print(f"error: {error.strerror}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: no model written", file=sys.stderr)

@@ -129,7 +129,7 @@ def run_job(run_id: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: reporter.request_stop())
     try:
         from train.datasets import DatasetUnavailableError
-        from train.training import TrainingStopped, train_model
+        from train.training import TrainingStopped, VolumeFullError, train_model
 
         params = TrainParams.from_dict(run["params"])
         try:
@@ -142,6 +142,10 @@ def run_job(run_id: str) -> int:
             reporter.close()
             finish(store, run_id, "failed", error=f"data set {params.dataset!r} is not "
                                                   f"available: {error}")
+            return 1
+        except VolumeFullError as error:
+            reporter.close()
+            finish(store, run_id, "failed", error=error.strerror)
             return 1
         reporter.close()
         reporter.flush()

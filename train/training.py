@@ -7,6 +7,7 @@ atomically into the model volume.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import time
@@ -27,6 +28,10 @@ EVAL_BATCH_SIZE = 1000
 
 class TrainingStopped(Exception):  # noqa: N818 - a stop is not an error
     """The run was stopped on request before it finished; no model was written."""
+
+
+class VolumeFullError(OSError):
+    """The model volume ran out of space (or quota) while the model was being saved."""
 
 
 def now_iso() -> str:
@@ -114,12 +119,20 @@ def save_model(model, model_dir: Path, metadata: dict) -> dict:
     """
     name = metadata["name"]
     target = model_path(model_dir, name)
-    # Keras insists on the .keras suffix, so the temporary keeps it after its dot-prefixed name.
-    with atomic_target(target, suffix=".keras") as temporary:
-        inference_copy(model).save(temporary)
-        metadata = {**metadata, "size_bytes": temporary.stat().st_size,
-                    "sha256": sha256_of(temporary)}
-        write_json_atomic(metadata_path(model_dir, name), metadata)
+    try:
+        # Keras insists on the .keras suffix: the temporary keeps it after its dot-prefixed name.
+        with atomic_target(target, suffix=".keras") as temporary:
+            inference_copy(model).save(temporary)
+            metadata = {**metadata, "size_bytes": temporary.stat().st_size,
+                        "sha256": sha256_of(temporary)}
+            write_json_atomic(metadata_path(model_dir, name), metadata)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise VolumeFullError(
+            error.errno, f"the model volume is full: model {name!r} could not be saved "
+            f"({os.strerror(error.errno)}); nothing of it was kept and the other models are "
+            "untouched. Free some space (delete old models) and train again.") from error
     return metadata
 
 
