@@ -313,7 +313,8 @@ def test_a_stopped_run_is_stopped_within_10_s_and_writes_no_model(train, volume)
     assert again.json()["error"]["code"] == "run_finished"
 
 
-def test_a_killed_job_leaves_its_run_failed_and_no_partial_files(train, volume):
+@pytest.mark.reliability("Faults", "`kill -9` of a training job")
+def test_a_killed_job_leaves_its_run_failed_and_no_partial_files(train, volume, observed):
     run = start(train, {"epochs": 30, "dataset": "mnist-5k", "architecture": "simple",
                         "name": "killed"})
     pid = wait_training(train, run["id"])["executor"]["pid"]
@@ -329,6 +330,15 @@ def test_a_killed_job_leaves_its_run_failed_and_no_partial_files(train, volume):
         if name.endswith(".keras"):
             assert name[:-6] + ".json" in top_level
     assert get(train, "/api/check_model_status/").json()["is_training"] is False
+    # The next run works.
+    after = start(train, {"epochs": 1, "limit": 500, "dataset": "mnist-5k",
+                          "architecture": "simple", "name": "after-killed"})
+    done = wait_for(lambda: (lambda r: r if r["state"] not in ACTIVE else None)(
+        run_state(train, after["id"])), timeout=300, what="the next run's end")
+    assert done["state"] == "succeeded", done
+    assert (volume / "after-killed.keras").is_file()
+    observed(f"job killed during epoch {failed['epoch'] or 1}: `failed` within 10 s with "
+             f"“{failed['error']}”; no `killed.keras`, no partial file; the next run succeeded")
 
 
 def test_earlier_routes_start_with_defaults_and_stop_the_active_run(train):
