@@ -6,7 +6,7 @@ from flask import current_app, g, jsonify, request
 from flask_smorest import Blueprint
 from werkzeug.exceptions import ClientDisconnected
 
-from .. import metrics
+from .. import body_deadline, metrics
 from ..errors import ApiError, ErrorSchema
 from ..preprocess import decode_image_string, preprocess
 from ..schemas import PredictionSchema, PredictJsonSchema, PredictMultipartSchema
@@ -69,6 +69,7 @@ def bound_body_reading():
 
 def _read_request() -> tuple[bytes, str | None]:
     """The image bytes and the optional model name, from multipart or JSON."""
+    token = _watch_body()
     try:
         if request.mimetype == "multipart/form-data":
             return _read_multipart()
@@ -76,12 +77,30 @@ def _read_request() -> tuple[bytes, str | None]:
             return _read_json()
     except (TimeoutError, ClientDisconnected):
         # Werkzeug reports a socket timeout while reading the body as a disconnection.
-        raise ApiError(408, "request_timeout",
-                       "The request body did not arrive in time (or the client went away).") \
-            from None
+        raise _too_slow() from None
+    finally:
+        # Cut off by the deadline, the body ended early: whatever was made of it is void.
+        if token is not None and body_deadline.deadlines.done(token):
+            raise _too_slow()
     raise ApiError(415, "unsupported_content_type",
                    "Send multipart/form-data with a file field 'image', or application/json "
                    "with {\"image\": \"<base64 or data URL>\"}.")
+
+
+def _too_slow() -> ApiError:
+    return ApiError(408, "request_timeout",
+                    "The request body did not arrive in time (or the client went away).")
+
+
+def _watch_body() -> int | None:
+    """A deadline for the whole body too: a client that trickles it in is cut off (408)."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is None:
+        return None
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    length = min(request.content_length or limit, limit)
+    return body_deadline.deadlines.watch(
+        sock, body_deadline.seconds_for(length, current_app.config["BODY_READ_TIMEOUT_S"]))
 
 
 def _read_multipart() -> tuple[bytes, str | None]:
