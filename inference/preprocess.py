@@ -89,6 +89,12 @@ def decode_image_string(text: str) -> bytes:
         if not comma or not header.endswith(";base64"):
             raise ApiError(400, "invalid_data_url",
                            "A data URL must look like data:image/png;base64,<base64 data>.")
+        # Any image/* will do (the bytes tell the format, as in a browser); text/html won't.
+        media_type = header[5:].split(";", 1)[0].strip().lower()
+        if media_type and not media_type.startswith("image/"):
+            raise ApiError(400, "invalid_data_url",
+                           "A data URL must hold an image (data:image/png;base64,...), "
+                           f"not {media_type[:40]!r}.")
         text = payload
     if not text:
         raise ApiError(400, "empty_image", "The image is empty.")
