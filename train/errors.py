@@ -83,6 +83,10 @@ class ApiWithOurErrors(Api):
         if isinstance(error, InternalServerError):
             return error_response(500, "internal_error", "the server failed to answer")
         message = data.get("message") or error.description or error.name
+        if error.code == 413:  # the code inference and the page's nginx use too
+            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            return error_response(413, "payload_too_large",
+                                  f"The request body is larger than the limit of {limit} bytes.")
         allowed = getattr(error, "valid_methods", None)
         if error.code == 405 and allowed:
             # RFC 9110: a 405 names the methods the route does take.
