@@ -173,16 +173,30 @@ CASES = {
 }
 
 
+# Cases that are also rows of docs/reliability.md (the bad-input battery of
+# tests/test_reliability_bad_input.py has the others).
+RELIABILITY_ROWS = {"empty-file": "zero-byte file", "truncated-png": "truncated PNG",
+                    "bomb-40000x40000": "a PNG header claiming 40000×40000 pixels",
+                    "body-not-json": "JSON that isn't JSON", "json-not-an-object": "a JSON array",
+                    "white-page": "an all-white page"}
+
+
 @pytest.mark.parametrize("route", ["/api/predict", "/api/drawing/"])
-@pytest.mark.parametrize("case", list(CASES))
-def test_bad_request_gets_its_error_then_a_good_one_succeeds(server, good_png, case, route):
+@pytest.mark.parametrize("case", [
+    pytest.param(case, id=case, marks=[pytest.mark.reliability("Bad input", RELIABILITY_ROWS[case])]
+                 if case in RELIABILITY_ROWS else []) for case in CASES])
+def test_bad_request_gets_its_error_then_a_good_one_succeeds(server, good_png, case, route,
+                                                             observed):
     kwargs, status, code = CASES[case]
     response = requests.post(server.url(route), timeout=60, **kwargs)
     assert_error(response, status, code)
     assert_still_serves(server, good_png)
+    observed(f"POST {route}: {status} {code}; the next good request got 200 with the right digit")
 
 
-def test_a_client_that_stops_sending_its_body_gets_408_and_frees_its_thread(server, good_png):
+@pytest.mark.reliability("Bad input", "a body that stops half-way")
+def test_a_client_that_stops_sending_its_body_gets_408_and_frees_its_thread(server, good_png,
+                                                                             observed):
     host, port = server.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\n"
@@ -195,6 +209,8 @@ def test_a_client_that_stops_sending_its_body_gets_408_and_frees_its_thread(serv
     assert reply.status == 408, body
     assert body["error"]["code"] == "request_timeout"
     assert_still_serves(server, good_png)
+    observed("6 of 5,000 bytes, then silence: 408 request_timeout after BODY_READ_TIMEOUT (2 s); "
+             "the next good request got 200")
 
 
 # ---------------------------------------------------------------- routes and names

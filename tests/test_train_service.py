@@ -170,7 +170,7 @@ BAD_PARAMS = [
     ({"batch_size": 15}, "batch_size"), ({"batch_size": 1025}, "batch_size"),
     ({"learning_rate": 0}, "learning_rate"), ({"learning_rate": -0.1}, "learning_rate"),
     ({"learning_rate": 1.5}, "learning_rate"), ({"learning_rate": "fast"}, "learning_rate"),
-    ({"limit": 99}, "limit"), ({"limit": 0}, "limit"),
+    ({"batch_size": 0}, "batch_size"), ({"limit": 99}, "limit"), ({"limit": 0}, "limit"),
     ({"architecture": "resnet"}, "architecture"), ({"architecture": 3}, "architecture"),
     ({"dataset": "imagenet"}, "dataset"), ({"dataset": "../../etc/passwd"}, "dataset"),
     ({"augment": "sometimes"}, "augment"),
@@ -180,16 +180,32 @@ BAD_PARAMS = [
 ]
 
 
-@pytest.mark.parametrize(("body", "field"), BAD_PARAMS,
-                         ids=[f"{field}={next(iter(body.values()))!r}"[:40]
-                              for body, field in BAD_PARAMS])
-def test_bad_parameters_get_422_naming_the_field(train, body, field):
+# Bad inputs that are also rows of docs/reliability.md (issue 6's bad-input battery).
+RELIABILITY_ROWS = {"epochs='5'": "train: epochs as a string",
+                    "batch_size=0": "train: batch size 0",
+                    "dataset='imagenet'": "train: unknown data set",
+                    "architecture='resnet'": "train: unknown architecture",
+                    "name='../evil'": "train: a name with a slash"}
+
+
+def bad_param(body: dict, field: str):
+    case = f"{field}={next(iter(body.values()))!r}"[:40]
+    marks = ([pytest.mark.reliability("Bad input", RELIABILITY_ROWS[case])]
+             if case in RELIABILITY_ROWS else [])
+    return pytest.param(body, field, id=case, marks=marks)
+
+
+@pytest.mark.parametrize(("body", "field"), [bad_param(*case) for case in BAD_PARAMS])
+def test_bad_parameters_get_422_naming_the_field(train, body, field, observed):
     response = post(train, "/api/train/runs", body)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["code"] == "invalid_parameters"
     assert field in error["fields"]
     assert field in error["message"]
+    assert get(train, "/api/train/options").status_code == 200
+    observed(f"{json.dumps(body)}: 422 invalid_parameters, fields.{field}: "
+             f"\"{error['fields'][field]}\"; no run started; the next request got 200")
 
 
 def test_a_body_that_is_not_json_gets_400_in_our_format(train):
