@@ -209,6 +209,11 @@ wrk: ## install wrk (the HTTP load generator) from Debian's packages when missin
 bench: venv wrk ## inference under gunicorn vs a seed-style reference server, wrk at concurrency 1 and 8
 	$(PY) bench/bench_inference.py
 
+.PHONY: soak
+# SOAK_SECONDS=60 by default. Rows of docs/reliability.md, section Soak.
+soak: venv system-deps wrk ## soak through nginx: 60 s at 80% of measured capacity (0 errors, RSS +<5%), 50 model reloads
+	$(PY) -m pytest tests/soak -v
+
 .PHONY: bench-train
 # MNIST_NPZ=/path/to/mnist.npz overrides where the full MNIST comes from.
 bench-train: venv ## train cnn and simple on the full MNIST: per-epoch wall time and test accuracy

@@ -31,6 +31,8 @@ ARTIFACTS = REPO / "test-artifacts"
 # tests/containers/ runs the built images under Docker Compose: `make test-containers` runs it
 # (naming the folder), `make test` leaves it out.
 collect_ignore = ["containers"]
+# tests/soak/ puts the system under load for minutes: `make soak` runs it, `make test` does not.
+collect_ignore += ["soak"]
 
 # The model every inference and page test uses: the default `cnn` recipe (its own defaults, 8
 # epochs, ~40 s on 2 cores) on the packaged mnist-5k, trained once per test session through the
