@@ -424,7 +424,7 @@ def test_a_worker_killed_under_load_is_replaced_and_service_resumes(server, digi
                  what="the new worker's model load")
         ready_at = time.monotonic()
         count_at_ready = len(load.snapshot())
-        load.wait_for_answers(count_at_ready + 200)
+        load.wait_for_answers(count_at_ready + 200 + CLIENTS)
     outcomes = load.snapshot()
     before = [o for o in outcomes if o.ended < killed_at]
     after = [o for o in outcomes if o.started >= ready_at]
