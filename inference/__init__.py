@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from flask import Flask
+import io
+
+from flask import Flask, Request
 from flask_smorest import Api
 
 from . import metrics, request_log
@@ -31,12 +33,22 @@ class DigitsApi(Api):
         register_error_handlers(self._app)
 
 
+class InMemoryRequest(Request):
+    """Uploaded files stay in memory (bounded by MAX_UPLOAD_BYTES): Werkzeug would spool one over
+    500 KB to a temporary file, and people's pictures are never to touch the disk."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None,
+                         content_length=None):
+        return io.BytesIO()
+
+
 def create_app(settings: Settings | None = None, *, load_default: bool = True) -> Flask:
     settings = settings or Settings.from_env()
     if settings.default_model:
         validate_name(settings.default_model)  # a typo in the config fails the boot, clearly
 
     app = Flask(__name__)
+    app.request_class = InMemoryRequest
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         # Werkzeug's default caps non-file form fields at 500 kB; an image may come as one.
