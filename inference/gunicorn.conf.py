@@ -41,6 +41,10 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 proc_name = "digits-inference"
+# gunicorn's control socket (for `gunicornc`) defaults to one path under $HOME for every instance,
+# so two services on one machine would fight over it, and in the image $HOME is read-only.
+# Workers are managed by signals and the orchestrator here: no control interface.
+control_socket_disable = True
 
 # Prometheus' multiprocess mode: every worker writes its samples to files in this folder and
 # /metrics sums them. It must be set before a worker imports prometheus_client, and start empty.

@@ -20,6 +20,10 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+# gunicorn's control socket (for `gunicornc`) defaults to one path under $HOME for every instance,
+# so two services on one machine would fight over it, and in the image $HOME is read-only.
+# Workers are managed by signals and the orchestrator here: no control interface.
+control_socket_disable = True
 
 
 def on_exit(server):
