@@ -1,10 +1,10 @@
 """`make bench-train`: train `cnn` and `simple` on the full MNIST on this machine, one run.
 
 The full MNIST (default ../shared/data/mnist/mnist.npz beside the repository, or MNIST_NPZ /
---mnist-npz) is copied into a temporary volume's `datasets/mnist.npz`; each architecture trains with its recipe defaults
-(or --cnn-epochs / --simple-epochs) through the same code as the CLI and the job
-(train.training.train_model). Per epoch it prints the wall time, the time so far and the test
-accuracy (the 10,000 MNIST test digits are the validation data); at the end a summary, and the
+--mnist-npz) is copied into a temporary volume's `datasets/mnist.npz`; each architecture trains
+with its recipe defaults (or --cnn-epochs / --simple-epochs) through the same code as the CLI and
+the job (train.training.train_model). Per epoch it prints the wall time, the time so far and the
+test accuracy (the 10,000 MNIST test digits are the validation data); at the end a summary, and the
 load average before and after, since the CPU may be shared.
 
 Goal: cnn ≥ 99.5% test accuracy within 5 minutes of training on 2 cores.

@@ -178,3 +178,34 @@ def log_dir(tmp_path) -> Path:
     path = tmp_path / "logs"
     path.mkdir(exist_ok=True)
     return path
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def wait_for(check, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """Poll `check()` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(interval)
+
+
+def child_pids(parent: int) -> set[int]:
+    """The live (non-zombie) children of `parent`: a gunicorn master's workers."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
+            children.add(int(entry.name))
+    return children

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import SEED_MODEL_NAME, run_service
+from conftest import SEED_MODEL_NAME, child_pids, run_service, wait_for
 from inference_support import copy_seed_model, mnist_test_digits, png_bytes
 
 FAULTS = "Faults"
@@ -39,34 +39,6 @@ CLIENTS = 8
 ACTIVE = ("queued", "running", "stopping")
 
 # ================================================================ helpers
-
-
-def wait_for(check, timeout: float, interval: float = 0.1, what: str = "condition"):
-    """Poll `check()` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(interval)
-
-
-def child_pids(parent: int) -> set[int]:
-    """The live (non-zombie) children of `parent`: a gunicorn master's workers."""
-    children = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
-            children.add(int(entry.name))
-    return children
 
 
 def metric_sum(server, prefix: str) -> float:

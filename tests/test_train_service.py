@@ -12,12 +12,11 @@ import contextlib
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import run_service
+from conftest import run_service, wait_for
 
 METADATA_FIELDS = {
     "name", "created_at", "architecture", "hyperparameters", "dataset", "test_accuracy",
@@ -30,18 +29,6 @@ RUN_FIELDS = {
     "steps", "progress", "metrics", "history", "model", "error", "stop_requested",
 }
 ACTIVE = ("queued", "running", "stopping")
-
-
-def wait_for(check, timeout: float, interval: float = 0.2, what: str = "condition"):
-    """Poll `check()` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(interval)
 
 
 def kill_leftover_jobs(model_dir: Path) -> None:

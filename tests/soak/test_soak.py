@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 from browser_fixtures import load_run_local
-from conftest import ARTIFACTS, SEED_MODEL_NAME, free_port
+from conftest import ARTIFACTS, SEED_MODEL_NAME, child_pids, free_port
 from inference_support import copy_seed_model, mnist_test_digits, png_bytes
 
 SOAK = "Soak"
@@ -72,22 +72,6 @@ done = function(summary, latency, requests)
            latency:percentile(99)))
 end
 """
-
-
-def child_pids(parent: int) -> set[int]:
-    """The live children of `parent`: a gunicorn master's workers."""
-    children = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
-            children.add(int(entry.name))
-    return children
 
 
 def rss_kib(pid: int) -> int:
