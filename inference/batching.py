@@ -42,7 +42,7 @@ class MicroBatcher:
         self._running = False
         self.name = name
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Probabilities for one (28, 28, 1) image; blocks until its batch has run."""
         mine = _Pending(image)
         with self._cond:

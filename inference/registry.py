@@ -107,10 +107,10 @@ class LoadedModel:
     load_seconds: float
     batcher: MicroBatcher | None = None
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Ten probabilities for one (28, 28, 1) float32 image."""
         if self.batcher is not None:
-            return self.batcher.predict(image)
+            return self.batcher.probabilities(image)
         return self.forward(image[None])[0]
 
     def close(self) -> None:

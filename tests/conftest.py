@@ -6,6 +6,7 @@ Everything started here listens on 127.0.0.1 and is stopped when its fixture end
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -164,13 +165,18 @@ def seed_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def model_volume(tmp_path, seed_model_dir) -> Path:
     """A fresh copy of the seed volume (models only), for a test that may change it."""
-    import shutil
-
     volume = tmp_path / "volume"
     volume.mkdir()
-    for path in seed_model_dir.glob(f"{SEED_MODEL_NAME}.*"):
-        shutil.copy2(path, volume / path.name)
+    copy_seed_model(seed_model_dir, volume)
     return volume
+
+
+def copy_seed_model(seed_model_dir: Path, volume: Path, name: str = SEED_MODEL_NAME) -> None:
+    """Copy the seed model in the way the train service writes: dot-file, then rename."""
+    for suffix in (".json", ".keras"):
+        temporary = volume / f".{name}{suffix}.tmp"
+        shutil.copyfile(seed_model_dir / f"{SEED_MODEL_NAME}{suffix}", temporary)
+        temporary.replace(volume / f"{name}{suffix}")
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
 import sys
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import requests
-from conftest import REPO, SEED_MODEL_NAME
+from conftest import REPO, SEED_MODEL_NAME, copy_seed_model  # noqa: F401 (re-exported)
 from PIL import Image
 
 if str(REPO) not in sys.path:  # `pytest` (not `python -m pytest`) leaves the repo root out
@@ -61,14 +60,6 @@ def as_json(session: requests.Session, url: str, image: bytes, model: str | None
     if model:
         payload["model"] = model
     return session.post(url, json=payload, timeout=60)
-
-
-def copy_seed_model(seed_model_dir: Path, volume: Path, name: str = SEED_MODEL_NAME) -> None:
-    """Copy the seed model in the way the train service writes: dot-file, then rename."""
-    for suffix in (".json", ".keras"):
-        temporary = volume / f".{name}{suffix}.tmp"
-        shutil.copyfile(seed_model_dir / f"{SEED_MODEL_NAME}{suffix}", temporary)
-        temporary.replace(volume / f"{name}{suffix}")
 
 
 def decode_data_url_png(url: str) -> Image.Image:

@@ -42,7 +42,7 @@ def test_concurrent_callers_each_get_their_own_answer(window_s):
     def client(number: int):
         for i in range(40):
             tag = number * 1000 + i
-            if batcher.predict(tagged(tag))[0] != tag:
+            if batcher.probabilities(tagged(tag))[0] != tag:
                 wrong.append(tag)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
@@ -62,7 +62,7 @@ def test_requests_queued_during_a_forward_call_share_the_next_one():
     results = {}
 
     def client(tag: int):
-        results[tag] = batcher.predict(tagged(tag))[0]
+        results[tag] = batcher.probabilities(tagged(tag))[0]
 
     first = threading.Thread(target=client, args=(0,))
     first.start()
@@ -88,6 +88,6 @@ def test_a_failing_forward_call_fails_its_requests_and_the_next_ones_still_work(
 
     batcher = MicroBatcher(forward)
     with pytest.raises(RuntimeError, match="model exploded"):
-        batcher.predict(tagged(1))
+        batcher.probabilities(tagged(1))
     failing["now"] = False
-    assert batcher.predict(tagged(2))[0] == 2
+    assert batcher.probabilities(tagged(2))[0] == 2

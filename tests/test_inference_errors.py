@@ -19,7 +19,6 @@ import base64
 import http.client
 import io
 import json
-import shutil
 import socket
 import struct
 import zlib
@@ -27,7 +26,7 @@ import zlib
 import numpy as np
 import pytest
 import requests
-from conftest import SEED_MODEL_NAME, run_service
+from conftest import SEED_MODEL_NAME, copy_seed_model, run_service
 from inference_support import mnist_test_digits, png_bytes
 from PIL import Image
 
@@ -37,8 +36,7 @@ UPLOAD_LIMIT = 300_000
 @pytest.fixture(scope="module")
 def volume(seed_model_dir, tmp_path_factory):
     volume = tmp_path_factory.mktemp("inference-errors-volume")
-    for path in seed_model_dir.glob(f"{SEED_MODEL_NAME}.*"):
-        shutil.copy2(path, volume / path.name)
+    copy_seed_model(seed_model_dir, volume)
     # A zip archive that is not a Keras model, and random bytes: both newer than the good one.
     with __import__("zipfile").ZipFile(volume / "not-a-model.keras", "w") as archive:
         archive.writestr("config.json", "{\"this\": \"is not a keras model\"}")

@@ -5,12 +5,11 @@ probes, metrics, OpenAPI and the request log."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import requests
-from conftest import SEED_MODEL_ARCHITECTURE, SEED_MODEL_NAME, run_service
+from conftest import SEED_MODEL_ARCHITECTURE, SEED_MODEL_NAME, copy_seed_model, run_service
 from inference_support import (
     as_json,
     as_person_upload,
@@ -24,8 +23,7 @@ from inference_support import (
 @pytest.fixture(scope="module")
 def server(seed_model_dir, tmp_path_factory):
     volume = tmp_path_factory.mktemp("inference-volume")
-    for path in seed_model_dir.glob(f"{SEED_MODEL_NAME}.*"):
-        shutil.copy2(path, volume / path.name)
+    copy_seed_model(seed_model_dir, volume)
     logs = tmp_path_factory.mktemp("inference-logs")
     with run_service("inference", volume, logs, ready_path="/readyz") as running:
         yield running

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import select
-import shutil
 import socket
 import threading
 import time
@@ -24,7 +23,7 @@ import time
 import numpy as np
 import pytest
 import requests
-from conftest import SEED_MODEL_NAME, run_service
+from conftest import copy_seed_model, run_service
 from inference_support import as_person_upload, mnist_test_digits, png_bytes
 from PIL import Image
 
@@ -34,8 +33,7 @@ BODY_READ_TIMEOUT = 2
 @pytest.fixture(scope="module")
 def inference(seed_model_dir, tmp_path_factory):
     volume = tmp_path_factory.mktemp("bad-input-volume")
-    for path in seed_model_dir.glob(f"{SEED_MODEL_NAME}.*"):
-        shutil.copy2(path, volume / path.name)
+    copy_seed_model(seed_model_dir, volume)
     with run_service("inference", volume, tmp_path_factory.mktemp("bad-input-logs"),
                      ready_path="/readyz", BODY_READ_TIMEOUT=str(BODY_READ_TIMEOUT)) as server:
         yield server

@@ -23,7 +23,6 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import signal
 import time
 from collections import Counter
@@ -35,7 +34,7 @@ import numpy as np
 import pytest
 import requests
 import schemathesis
-from conftest import SEED_MODEL_NAME, run_service
+from conftest import SEED_MODEL_NAME, copy_seed_model, run_service
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
@@ -193,8 +192,7 @@ def json_bodies():
 @pytest.fixture(scope="module")
 def inference(seed_model_dir, tmp_path_factory):
     volume = tmp_path_factory.mktemp("fuzz-inference-volume")
-    for path in seed_model_dir.glob(f"{SEED_MODEL_NAME}.*"):
-        shutil.copy2(path, volume / path.name)
+    copy_seed_model(seed_model_dir, volume)
     with run_service("inference", volume, tmp_path_factory.mktemp("fuzz-inference-logs"),
                      ready_path="/readyz", MAX_UPLOAD_BYTES=str(512 * 1024)) as server:
         yield server
@@ -275,8 +273,7 @@ def start_frozen_run(server, name: str) -> dict:
 @pytest.fixture(scope="module")
 def train_volume(seed_model_dir, tmp_path_factory):
     volume = tmp_path_factory.mktemp("fuzz-train-volume")
-    for path in seed_model_dir.glob(f"{SEED_MODEL_NAME}.*"):  # so that model routes answer 200
-        shutil.copy2(path, volume / path.name)
+    copy_seed_model(seed_model_dir, volume)
     return volume
 
 

@@ -9,7 +9,6 @@ import base64
 import io
 import os
 import re
-import shutil
 import socket
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import REPO, SEED_MODEL_NAME, run_service
+from conftest import REPO, SEED_MODEL_NAME, copy_seed_model, run_service
 from inference_support import mnist_test_digits, png_bytes
 from PIL import Image, PngImagePlugin
 
@@ -31,8 +30,7 @@ EVIL_ORIGIN = "http://evil.example"
 @pytest.fixture(scope="module")
 def volume(seed_model_dir, tmp_path_factory) -> Path:
     volume = tmp_path_factory.mktemp("security-volume")
-    for path in seed_model_dir.glob(f"{SEED_MODEL_NAME}.*"):
-        shutil.copy2(path, volume / path.name)
+    copy_seed_model(seed_model_dir, volume)
     # Broken model files, so that their 503s are among the error bodies checked.
     (volume / "random-bytes.keras").write_bytes(np.random.default_rng(2).bytes(4096))
     with zipfile.ZipFile(volume / "not-a-model.keras", "w") as archive:
