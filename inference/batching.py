@@ -33,14 +33,13 @@ class _Pending:
 
 class MicroBatcher:
     def __init__(self, forward: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 32,
-                 window_s: float = 0.0, name: str = "model"):
+                 window_s: float = 0.0):
         self._forward = forward
         self._max_batch = max_batch
         self._window_s = window_s
         self._queue: deque[_Pending] = deque()
         self._cond = threading.Condition()
         self._running = False
-        self.name = name
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Probabilities for one (28, 28, 1) image; blocks until its batch has run."""
@@ -62,9 +61,6 @@ class MicroBatcher:
         if mine.error is not None:
             raise mine.error
         return mine.result
-
-    def close(self) -> None:
-        """Nothing to stop: there is no thread of our own."""
 
     def _lead(self, mine: _Pending) -> None:
         batch = self._gather(mine)

@@ -104,7 +104,6 @@ class LoadedModel:
     name: str
     signature: FileSignature
     forward: Callable[[np.ndarray], np.ndarray]
-    load_seconds: float
     batcher: MicroBatcher | None = None
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
@@ -112,10 +111,6 @@ class LoadedModel:
         if self.batcher is not None:
             return self.batcher.probabilities(image)
         return self.forward(image[None])[0]
-
-    def close(self) -> None:
-        if self.batcher is not None:
-            self.batcher.close()
 
 
 class RegistryEvents:
@@ -390,18 +385,14 @@ class ModelRegistry:
         batcher = None
         if self.batch_window_ms is not None:
             batcher = MicroBatcher(forward, max_batch=self.max_batch,
-                                   window_s=self.batch_window_ms / 1000, name=name)
-        loaded = LoadedModel(name, signature, forward, seconds, batcher)
+                                   window_s=self.batch_window_ms / 1000)
+        loaded = LoadedModel(name, signature, forward, batcher)
         with self._lock:
-            replaced = self._cache.pop(name, None)
+            self._cache.pop(name, None)  # re-inserted last: the most recently used
             self._cache[name] = loaded
             self._failures.pop(name, None)
-            evicted = []
             while len(self._cache) > self.cache_size:
-                evicted.append(self._cache.popitem(last=False)[1])
-        for old in [replaced, *evicted]:
-            if old is not None:
-                old.close()
+                self._cache.popitem(last=False)
         self.events.model_loaded(name, seconds)
         log.info("loaded model %s in %.2f s", name, seconds)
         return loaded
@@ -411,10 +402,6 @@ class ModelRegistry:
             return FileSignature.of(os.stat(path)) != signature
         except OSError:
             return True
-
-    def loaded_names(self) -> list[str]:
-        with self._lock:
-            return list(self._cache)
 
     # ------------------------------------------------------------------ readiness
 

@@ -56,7 +56,6 @@ class UnsafeModelError(ValueError):
 @dataclass
 class CompiledModel:
     forward: Callable[[np.ndarray], np.ndarray]  # (n, 28, 28, 1) float32 -> (n, 10) float32
-    parameter_count: int
 
 
 def load_compiled(path: Path) -> CompiledModel:
@@ -93,7 +92,7 @@ def load_compiled(path: Path) -> CompiledModel:
     if warm.shape != (1, CLASSES) or not np.all(np.isfinite(warm)):
         raise NotADigitsModelError(f"the model's output for a blank image is {warm.shape}, "
                               f"not {CLASSES} finite probabilities")
-    return CompiledModel(forward=forward, parameter_count=int(model.count_params()))
+    return CompiledModel(forward=forward)
 
 
 def _check_shapes(model) -> None:
