@@ -53,7 +53,7 @@ system-deps: ## install nginx, chromium and docker-compose from Debian's package
 # ---------------------------------------------------------------- the two commands
 
 run: venv system-deps ## set up and run the whole system locally (page on :8080), Ctrl-C stops it
-	$(PY) scripts/run_local.py
+	$(PY) -m scripts.run_local
 
 test: venv system-deps lint-tools ## set up and run the whole test suite
 	$(PY) -m pytest
@@ -209,10 +209,15 @@ wrk: ## install wrk (the HTTP load generator) from Debian's packages when missin
 bench: venv wrk ## inference under gunicorn vs a seed-style reference server, wrk at concurrency 1 and 8
 	$(PY) bench/bench_inference.py
 
-.PHONY: soak
-# SOAK_SECONDS=60 by default. Rows of docs/reliability.md, section Soak.
+.PHONY: soak reliability-report
+# SOAK_SECONDS=60 by default.
 soak: venv system-deps wrk ## soak through nginx: 60 s at 80% of measured capacity (0 errors, RSS +<5%), 50 model reloads
 	$(PY) -m pytest tests/soak -v
+
+# The only target that writes docs/reliability.md: `make test` never changes a tracked file.
+reliability-report: venv system-deps lint-tools wrk ## run the reliability cases and the soak; rewrite docs/reliability.md from them
+	$(PY) -m pytest -m reliability --reliability-report -q
+	$(PY) -m pytest tests/soak --reliability-report -q
 
 .PHONY: bench-train
 # MNIST_NPZ=/path/to/mnist.npz overrides where the full MNIST comes from.

@@ -23,20 +23,19 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
+from scripts.launcher import Process, free_port, gunicorn, running  # noqa: E402 (after the path)
+
 BOUNDARY = "digitsbench"
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -51,44 +50,8 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def load_average() -> str:
     return "load average {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
-
-
-@contextmanager
-def process(args: list[str], env: dict, ready_url: str, log_path: Path, timeout: float = 300):
-    """Run `args` in its own process group until the block ends; wait for `ready_url` first."""
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{args[0]} exited: see {log_path}")
-            try:
-                if requests.get(ready_url, timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{ready_url} not ready after {timeout}s: see {log_path}")
-            time.sleep(0.2)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def find_or_train_model(model_dir: Path, scratch: Path) -> tuple[Path, str]:
@@ -218,20 +181,20 @@ def main() -> int:
         targets = {}  # name -> URL; all run at once, measured in interleaved rounds
         with ExitStack() as stack:
             for window in [w.strip() for w in args.windows.split(",") if w.strip()]:
-                port = free_port()
-                base = f"http://127.0.0.1:{port}"
-                command = [str(VENV_BIN / "gunicorn"), "--config", "inference/gunicorn.conf.py",
-                           "inference:create_app()"]
-                service_env = dict(env, PORT=str(port), MODEL_DIR=str(model_dir),
-                                   DEFAULT_MODEL=model_name, BATCH_WINDOW_MS=window)
-                stack.enter_context(process(command, service_env, base + "/readyz",
-                                            scratch / f"service-{window}.log"))
-                targets[f"service[batch={window}]"] = base
+                service = gunicorn("inference", model_dir, free_port(),
+                                   log_path=scratch / f"service-{window}.log",
+                                   extra_env={"DEFAULT_MODEL": model_name,
+                                              "BATCH_WINDOW_MS": window})
+                stack.enter_context(running(service, timeout=300))
+                targets[f"service[batch={window}]"] = service.base_url
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            stack.enter_context(process(
-                [sys.executable, str(REPO / "bench" / "reference_server.py"), str(model_path),
-                 str(port)], env, base + "/healthz", scratch / "reference.log"))
+            reference = Process(
+                name="reference", args=[sys.executable, str(REPO / "bench" / "reference_server.py"),
+                                        str(model_path), str(port)],
+                env=env, health_url=base + "/healthz", log_path=scratch / "reference.log",
+                base_url=base)
+            stack.enter_context(running(reference, timeout=300))
             targets["reference"] = base
             for base in targets.values():
                 check_answer(base + "/api/predict", png, label)

@@ -7,7 +7,6 @@ a console error or the page throws.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ARTIFACTS, REPO, SEED_MODEL_NAME, free_port
+
+from scripts.launcher import running_system
 
 if str(REPO) not in sys.path:  # `pytest` (not `python -m pytest`) leaves the repo root out
     sys.path.insert(0, str(REPO))  # the tests take MNIST digits from train.datasets
@@ -29,17 +30,6 @@ PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = ARTIFACTS / "screenshots"
 # A copy of the seed model under another name: the picker must be able to switch to it.
 SECOND_MODEL_NAME = "mnist5k-cnn-copy"
-
-
-def load_run_local():
-    """scripts/run_local.py as a module (scripts/ is not a package), loaded once."""
-    if "run_local" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("run_local",
-                                                      REPO / "scripts" / "run_local.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["run_local"] = module  # dataclasses look their module up while defined
-        spec.loader.exec_module(module)
-    return sys.modules["run_local"]
 
 
 def copy_model(source_dir: Path, source: str, target_dir: Path, target: str) -> None:
@@ -64,11 +54,10 @@ def ui_volume(tmp_path_factory, seed_model_dir) -> Path:
 @pytest.fixture(scope="module")
 def ui_system(ui_volume, request):
     """Train, inference and nginx as `make run` starts them, on free ports, for one module."""
-    run_local = load_run_local()
     log_dir = ARTIFACTS / "logs" / request.module.__name__
     shutil.rmtree(log_dir, ignore_errors=True)
-    with run_local.running_system(ui_volume, free_port(), free_port(), free_port(),
-                                  log_dir=log_dir) as system:
+    with running_system(ui_volume, free_port(), free_port(), free_port(),
+                        log_dir=log_dir) as system:
         yield system
 
 

@@ -5,19 +5,17 @@ Everything started here listens on 127.0.0.1 and is stopped when its fixture end
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
+
+from scripts.launcher import Process, free_port, gunicorn, running, service_env
 
 # The page's browser fixtures (tests/browser_fixtures.py): the whole system behind nginx, Chromium.
 pytest_plugins = ["browser_fixtures"]
@@ -26,7 +24,6 @@ pytest_plugins = ["browser_fixtures"]
 pytest_plugins += ["reliability_report"]  # added to, not replacing, the list above
 
 REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 ARTIFACTS = REPO / "test-artifacts"
 
 # tests/containers/ runs the built images under Docker Compose: `make test-containers` runs it
@@ -43,105 +40,15 @@ SEED_MODEL_NAME = "mnist5k-cnn"
 SEED_MODEL_ARCHITECTURE = "cnn"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """A process started in its own session, so that stopping it stops its children too."""
-
-    def __init__(self, args: list[str], env: dict[str, str], base_url: str, log_path: Path):
-        self.args = args
-        self.env = env
-        self.base_url = base_url
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> Server:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        return self
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
-
-    def wait_ready(self, path: str = "/healthz", timeout: float = 180.0) -> Server:
-        """Poll `path` until it answers 200; fail early, with the log, if the process exits."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.args} exited with {self.process.returncode}:\n"
-                                   f"{self.log_tail()}")
-            try:
-                if requests.get(self.base_url + path, timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.base_url}{path} not ready in {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=timeout)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with_suppressed_lookup(os.killpg, self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=timeout)
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-
-def with_suppressed_lookup(func, *args) -> None:
-    with suppress(ProcessLookupError):
-        func(*args)
-
-
-def service_env(model_dir: Path, port: int, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "MODEL_DIR": str(model_dir),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONUNBUFFERED": "1",
-    })
-    env.update(extra)
-    return env
-
-
-def gunicorn_command(service: str) -> list[str]:
-    """The services' real command line, as in their Dockerfiles and the Makefile."""
-    return [str(VENV_BIN / "gunicorn"), "--config", f"{service}/gunicorn.conf.py",
-            f"{service}:create_app()"]
-
-
 @contextmanager
 def run_service(service: str, model_dir: Path, log_dir: Path, ready_path: str = "/healthz",
-                **extra_env: str) -> Iterator[Server]:
+                **extra_env: str) -> Iterator[Process]:
     """Run `service` ("train" or "inference") under gunicorn on a free port until the block ends."""
     port = free_port()
-    server = Server(gunicorn_command(service), service_env(model_dir, port, **extra_env),
-                    f"http://127.0.0.1:{port}", log_dir / f"{service}-{port}.log")
-    server.start()
-    try:
-        server.wait_ready(ready_path)
+    server = gunicorn(service, model_dir, port, log_path=log_dir / f"{service}-{port}.log",
+                      ready_path=ready_path, extra_env=extra_env)
+    with running(server):
         yield server
-    finally:
-        server.stop()
 
 
 def train_cli(model_dir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -389,7 +389,7 @@ def replace_live_under_load(server, volume: Path, versions: list[Path], choose):
 
 @pytest.mark.reliability(FAULTS, "`kill -9` of an inference worker under load")
 def test_a_worker_killed_under_load_is_replaced_and_service_resumes(server, digits, observed):
-    master = server.process.pid
+    master = server.popen.pid
     workers = wait_for(lambda: (lambda pids: pids if len(pids) == 2 else None)(
         child_pids(master)), timeout=30, what="two workers")
     # Each worker loads the default model when it boots: both have, before the kill.
@@ -488,8 +488,8 @@ def kill_jobs_of(volume: Path) -> None:
 
 def crash(server) -> None:
     """kill -9 of the whole service: gunicorn's master and workers (one process group)."""
-    os.killpg(server.process.pid, signal.SIGKILL)
-    server.process.wait(timeout=30)
+    os.killpg(server.popen.pid, signal.SIGKILL)
+    server.popen.wait(timeout=30)
 
 
 def top_level_files(volume: Path) -> list[str]:

@@ -62,7 +62,7 @@ def digit_png(tmp_path_factory) -> tuple[bytes, int]:
 
 def workers(server) -> list[int]:
     """The gunicorn master's children: the worker processes."""
-    master = server.process.pid
+    master = server.popen.pid
     return [int(pid) for pid in
             Path(f"/proc/{master}/task/{master}/children").read_text().split()]
 

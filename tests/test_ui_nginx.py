@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from browser_fixtures import load_run_local
 from conftest import REPO, free_port
+
+from scripts import launcher
 
 STATIC = REPO / "ui" / "static"
 TEMPLATE = REPO / "ui" / "nginx" / "default.conf.template"
 ISSUE_TEST_IDS = ["model-select", "draw-canvas", "clear-button", "file-input", "result-digit",
                   "result-confidence", "probability-bars", "preprocessed-image", "train-start",
                   "train-stop", "train-progress", "train-state", "models-table"]
-run_local = load_run_local()
 
 
 class StandIn(ThreadingHTTPServer):
@@ -99,11 +99,11 @@ def stand_ins() -> Iterator[dict[str, StandIn]]:
 def start_nginx(stand_in_ports: tuple[int, int], tmp_dir: Path, max_upload_bytes: int):
     """nginx as `make run` starts it, in front of the given (inference, train) ports."""
     ui_port = free_port()
-    context = run_local.nginx_process(ui_port, *stand_in_ports, max_upload_bytes=max_upload_bytes,
+    context = launcher.nginx_process(ui_port, *stand_in_ports, max_upload_bytes=max_upload_bytes,
                                       log_dir=tmp_dir)
     nginx = context.__enter__()
     nginx.start()
-    run_local.wait_until_ready([nginx], timeout=30)
+    launcher.wait_until_ready([nginx], timeout=30)
     return f"http://127.0.0.1:{ui_port}", nginx, context
 
 
@@ -240,17 +240,17 @@ def test_a_service_that_is_down_gives_a_json_error_in_words(tmp_path):
 
 def test_the_template_uses_only_its_documented_variables():
     used = set(re.findall(r"\$\{([A-Z_]+)\}", TEMPLATE.read_text()))
-    assert used == set(run_local.TEMPLATE_VARIABLES)
+    assert used == set(launcher.TEMPLATE_VARIABLES)
 
 
 def test_rendering_keeps_nginx_variables_and_fills_ours():
-    values = {name: f"<{name}>" for name in run_local.TEMPLATE_VARIABLES}
-    rendered = run_local.render_template(TEMPLATE.read_text(), values)
+    values = {name: f"<{name}>" for name in launcher.TEMPLATE_VARIABLES}
+    rendered = launcher.render_template(TEMPLATE.read_text(), values)
     assert "${" not in rendered
     assert "$host" in rendered and "$proxy_add_x_forwarded_for" in rendered
     assert "listen <HOST>:<PORT>;" in rendered
     with pytest.raises(ValueError, match="TRAIN_URL"):
-        run_local.render_template("x", {k: v for k, v in values.items() if k != "TRAIN_URL"})
+        launcher.render_template("x", {k: v for k, v in values.items() if k != "TRAIN_URL"})
 
 
 class InlineCodeFinder(HTMLParser):

@@ -1,7 +1,7 @@
 """Soak (issue 6): `make soak` runs this folder; `make test` leaves it out (tests/conftest.py).
 
 The whole system as `make run` starts it (train, inference and the real nginx config, through
-scripts/run_local.py), on a volume holding the session's model:
+scripts/launcher.py), on a volume holding the session's model:
 
 - capacity first: `wrk` at 8 connections for 10 s through nginx, after a warm-up; then
   SOAK_SECONDS (default 60) at LOAD_FRACTION (80%) of it, paced by a schedule in wrk's Lua (one
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from browser_fixtures import load_run_local
 from conftest import ARTIFACTS, SEED_MODEL_NAME, child_pids, free_port
 from inference_support import copy_seed_model, mnist_test_digits, png_bytes
+
+from scripts.launcher import running_system
 
 SOAK = "Soak"
 SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", "60"))
@@ -97,9 +98,8 @@ def system(volume):
     """Train, inference and nginx as `make run` starts them, on free ports."""
     log_dir = ARTIFACTS / "logs" / "soak"
     shutil.rmtree(log_dir, ignore_errors=True)
-    run_local = load_run_local()
-    with run_local.running_system(volume, free_port(), free_port(), free_port(),
-                                  log_dir=log_dir) as running:
+    with running_system(volume, free_port(), free_port(), free_port(),
+                        log_dir=log_dir) as running:
         yield running
 
 
