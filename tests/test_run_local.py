@@ -19,16 +19,19 @@ import pytest
 import requests
 from conftest import ARTIFACTS, REPO, SEED_MODEL_NAME, free_port
 
-LAUNCHER = REPO / "scripts" / "run_local.py"
+# `make run` runs it as a module of the repository (scripts/ is a package).
+LAUNCHER = ("-m", "scripts.run_local")
 
 
-def start_launcher(model_dir: Path, log_path: Path) -> tuple[subprocess.Popen, dict[str, int]]:
-    ports = {"UI_PORT": free_port(), "INFERENCE_PORT": free_port(), "TRAIN_PORT": free_port()}
+def start_launcher(model_dir: Path, log_path: Path, ports: dict[str, int] | None = None
+                   ) -> tuple[subprocess.Popen, dict[str, int]]:
+    ports = ports or {"UI_PORT": free_port(), "INFERENCE_PORT": free_port(),
+                      "TRAIN_PORT": free_port()}
     env = dict(os.environ, MODEL_DIR=str(model_dir), TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONUNBUFFERED="1", **{name: str(port) for name, port in ports.items()})
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, str(LAUNCHER)], cwd=REPO, env=env,
+        process = subprocess.Popen([sys.executable, *LAUNCHER], cwd=REPO, env=env,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return process, ports
 
@@ -84,6 +87,44 @@ def test_make_run_serves_the_page_and_api_and_stops_cleanly(model_volume, tmp_pa
             stop_and_check(process, ports, log_path)
 
 
+def sockets_in_time_wait(port: int) -> int:
+    """How many TCP connections with local port `port` are in TIME_WAIT (/proc/net/tcp)."""
+    time_wait = "06"
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if int(local.split(":")[1], 16) == port and state == time_wait:
+            count += 1
+    return count
+
+
+def test_make_run_starts_again_right_after_a_run_that_served_requests(model_volume):
+    """Stop `make run` after using the page and start it again at once: the connections the
+    servers closed wait in TIME_WAIT, which must not make the launcher call the ports busy."""
+    first_log = ARTIFACTS / "logs" / "run_local-first.log"
+    process, ports = start_launcher(model_volume, first_log)
+    url = f"http://127.0.0.1:{ports['UI_PORT']}"
+    try:
+        wait_for_url(process, first_log, url, timeout=180)
+        for path in ("/", "/api/models", "/api/train/options", "/healthz"):
+            # nginx closes these connections itself: its side goes to TIME_WAIT.
+            answer = requests.get(url + path, headers={"Connection": "close"}, timeout=30)
+            assert answer.status_code == 200
+    finally:
+        if process.poll() is None:
+            stop_and_check(process, ports, first_log)
+    assert sockets_in_time_wait(ports["UI_PORT"]) > 0  # the situation this test is about
+
+    second_log = ARTIFACTS / "logs" / "run_local-second.log"
+    process, _ = start_launcher(model_volume, second_log, ports)
+    try:
+        wait_for_url(process, second_log, url, timeout=180)
+        assert requests.get(url + "/api/models", timeout=30).status_code == 200
+    finally:
+        if process.poll() is None:
+            stop_and_check(process, ports, second_log)
+
+
 def test_a_busy_port_is_reported_in_words(model_volume):
     """Bad situation tried: the page's port is taken by another program."""
     import socket
@@ -94,7 +135,7 @@ def test_a_busy_port_is_reported_in_words(model_volume):
         port = busy.getsockname()[1]
         env = dict(os.environ, MODEL_DIR=str(model_volume), UI_PORT=str(port),
                    INFERENCE_PORT=str(free_port()), TRAIN_PORT=str(free_port()))
-        result = subprocess.run([sys.executable, str(LAUNCHER)], cwd=REPO, env=env,
+        result = subprocess.run([sys.executable, *LAUNCHER], cwd=REPO, env=env,
                                 capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert f"port(s) {port}" in result.stderr and "in use" in result.stderr
