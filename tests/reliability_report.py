@@ -7,9 +7,11 @@ A test opts in with the `reliability` marker and says what it saw through the `o
         ...
         observed("413 payload_too_large; the next good request got 200")
 
-After the run, every such test becomes a row (section, case, what happened, passed/failed).
-Rows of cases this run did not execute are kept from the existing file, so running one test
-file updates its rows without dropping the others; a full `make test` rewrites them all.
+With `--reliability-report` (what `make reliability-report` passes), every such test becomes a
+row after the run (section, case, what happened, passed/failed). Rows of cases this run did not
+execute are kept from the existing file, so running one test file updates its rows without
+dropping the others. Without the option nothing is written: `make test` never changes a tracked
+file.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import pytest
 
 REPORT = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 SECTION_ORDER = ["Fuzzing", "Bad input", "Faults", "Security", "Soak"]
-HEADER = """# Reliability
+# What stands above this line in docs/reliability.md is prose kept as it is; the rows below it are
+# rewritten from the tests.
+MARKER = "<!-- rows below are written by tests/reliability_report.py: do not edit them by hand -->"
+DEFAULT_PREAMBLE = """# Reliability
 
-What was tried against digits, what happened, and whether the test passed. This file is written
-by the test suite (`tests/reliability_report.py`): run `make test` (and `make soak` for the soak
-rows) to regenerate it. Do not edit it by hand.
+What was tried against digits, what happened, and whether the test passed: `make
+reliability-report` runs the reliability cases and the soak and rewrites the rows below.
 """
 ROW = re.compile(r"^\| (?P<case>.+?) \| (?P<what>.*?) \| (?P<status>passed|failed) \|$")
 
@@ -41,6 +45,11 @@ class Row:
 
 _observations: dict[str, list[str]] = {}
 _rows: dict[tuple[str, str], Row] = {}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--reliability-report", action="store_true", default=False,
+                     help="write the reliability cases' rows into docs/reliability.md")
 
 
 def pytest_configure(config):
@@ -82,10 +91,16 @@ def _cell(text: str) -> str:
 
 
 def pytest_sessionfinish(session):
-    if not _rows:
+    if not _rows or not session.config.getoption("--reliability-report"):
         return
     rows = {**_read_existing(), **_rows}
-    REPORT.write_text(_render(rows.values()))
+    REPORT.write_text(_render(_preamble(), rows.values()))
+
+
+def _preamble() -> str:
+    if REPORT.exists() and MARKER in (text := REPORT.read_text()):
+        return text[:text.index(MARKER)].rstrip("\n") + "\n"
+    return DEFAULT_PREAMBLE
 
 
 def _read_existing() -> dict[tuple[str, str], Row]:
@@ -93,7 +108,8 @@ def _read_existing() -> dict[tuple[str, str], Row]:
     if not REPORT.exists():
         return rows
     section = ""
-    for line in REPORT.read_text().splitlines():
+    text = REPORT.read_text()
+    for line in text[max(text.find(MARKER), 0):].splitlines():
         if line.startswith("## "):
             section = line[3:].strip()
         elif (match := ROW.match(line)) and match["case"] != "case":
@@ -102,12 +118,12 @@ def _read_existing() -> dict[tuple[str, str], Row]:
     return rows
 
 
-def _render(rows) -> str:
+def _render(preamble: str, rows) -> str:
     by_section: dict[str, list[Row]] = {}
     for row in rows:
         by_section.setdefault(row.section, []).append(row)
     order = SECTION_ORDER + sorted(set(by_section) - set(SECTION_ORDER))
-    parts = [HEADER]
+    parts = [preamble, MARKER]
     for section in order:
         if section not in by_section:
             continue
