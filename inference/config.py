@@ -1,4 +1,9 @@
-"""Settings of the inference service, read once from the environment (see the README's table)."""
+"""Settings of the inference service, read once from the environment (see the README's table).
+
+This is the one place the service reads its environment. gunicorn.conf.py reads gunicorn's own
+settings (HOST, PORT, WEB_CONCURRENCY, INFERENCE_THREADS, LOG_LEVEL), and runtime.py only sets
+defaults for TensorFlow (os.environ.setdefault), which reads them itself.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,11 @@ class Settings:
     max_batch: int = 32
     # A client that stops sending its body for this long gets a 408 and its thread back.
     body_read_timeout_s: float = 10.0
+    # Set by gunicorn.conf.py: the workers' shared folder of Prometheus samples (None: one
+    # process, its own in-memory registry).
+    prometheus_multiproc_dir: str | None = None
+    # Not from the environment: a test app may skip loading the default model at boot.
+    load_default: bool = True
 
     @classmethod
     def from_env(cls, env: os._Environ | dict | None = None) -> Settings:
@@ -32,6 +42,7 @@ class Settings:
             default_model=env.get("DEFAULT_MODEL") or None,
             batch_window_ms=_batch_window(env.get("BATCH_WINDOW_MS", "off")),
             body_read_timeout_s=float(_positive_int(env, "BODY_READ_TIMEOUT", 10)),
+            prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 
 

@@ -7,8 +7,6 @@ Without it (a single process, e.g. a test client) the ordinary in-process regist
 
 from __future__ import annotations
 
-import os
-
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -19,7 +17,7 @@ from prometheus_client import (
 )
 from prometheus_client import REGISTRY as PROCESS_REGISTRY
 
-from .registry import RegistryEvents
+from .model_cache import CacheEvents
 
 REQUESTS = Counter("inference_http_requests_total", "HTTP requests answered",
                    ["method", "route", "status"])
@@ -38,7 +36,7 @@ CACHE_MISSES = Counter("inference_model_cache_misses_total",
                        "Requests that had to load their model first")
 
 
-class RegistryMetrics(RegistryEvents):
+class CacheMetrics(CacheEvents):
     def cache_hit(self, name: str) -> None:
         CACHE_HITS.inc()
 
@@ -57,11 +55,12 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     LATENCY.labels(route).observe(seconds)
 
 
-def exposition() -> tuple[bytes, str]:
-    """The current metrics of all workers, in Prometheus' text format."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def exposition(multiproc_dir: str | None) -> tuple[bytes, str]:
+    """The current metrics of all workers (Settings.prometheus_multiproc_dir), in Prometheus'
+    text format."""
+    if multiproc_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
     else:
         registry = PROCESS_REGISTRY
     return generate_latest(registry), CONTENT_TYPE_LATEST

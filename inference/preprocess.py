@@ -7,6 +7,10 @@ trained on MNIST only work on images made the same way, so that is what happens 
 decode (guarded) → EXIF orientation → transparency flattened → grayscale → polarity: ink
 bright on black → background noise suppressed → crop to the ink → longer side to 20 px →
 centre of mass at the centre of 28×28 → values in [0, 1].
+
+What can go wrong is raised as an `ImageError` (a stable `code` and a message for people);
+errors.py maps each kind to its HTTP status. Nothing here knows about HTTP or requests: the
+bytes come from request_image.py.
 """
 
 from __future__ import annotations
@@ -18,8 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
-
-from .errors import ApiError
 
 # Pillow's own bomb guard: warn above, refuse above twice this. We refuse above it ourselves,
 # from the header's size, before a single pixel is decoded.
@@ -66,6 +68,33 @@ _UNSUPPORTED_FTYP = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"mif1":
                      b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
 
 
+class ImageError(ValueError):
+    """An image this service can't make a digit of; `code` is the stable error code."""
+
+    code = "invalid_image"
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+
+
+class UnreadableImageError(ImageError):
+    """Empty, truncated or not an image at all."""
+
+
+class ImageTooLargeError(ImageError):
+    code = "image_too_large"
+
+
+class UnsupportedImageFormatError(ImageError):
+    code = "unsupported_image_format"
+
+
+class NoDigitFoundError(ImageError):
+    code = "no_digit_found"
+
+
 @dataclass
 class Preprocessed:
     image: np.ndarray  # (28, 28, 1) float32 in [0, 1], white ink on black
@@ -81,37 +110,10 @@ class Preprocessed:
 # ---------------------------------------------------------------------- decoding
 
 
-def decode_image_string(text: str) -> bytes:
-    """The bytes of a JSON `image` value: plain base64 (standard or URL-safe) or a data URL."""
-    text = text.strip()
-    if text.startswith("data:"):
-        header, comma, payload = text.partition(",")
-        if not comma or not header.endswith(";base64"):
-            raise ApiError(400, "invalid_data_url",
-                           "A data URL must look like data:image/png;base64,<base64 data>.")
-        # Any image/* will do (the bytes tell the format, as in a browser); text/html won't.
-        media_type = header[5:].split(";", 1)[0].strip().lower()
-        if media_type and not media_type.startswith("image/"):
-            raise ApiError(400, "invalid_data_url",
-                           "A data URL must hold an image (data:image/png;base64,...), "
-                           f"not {media_type[:40]!r}.")
-        text = payload
-    if not text:
-        raise ApiError(400, "empty_image", "The image is empty.")
-    compact = "".join(text.split())
-    alphabet = b"-_" if ("-" in compact or "_" in compact) else None
-    try:
-        padded = compact + "=" * (-len(compact) % 4)
-        return base64.b64decode(padded, altchars=alphabet, validate=True)
-    except (ValueError, base64.binascii.Error):
-        raise ApiError(400, "invalid_base64",
-                       "The image is not valid base64 (nor a base64 data URL).") from None
-
-
 def open_image(data: bytes) -> Image.Image:
     """Decode `data` into pixels, refusing bombs, truncated files and unsupported formats."""
     if not data:
-        raise ApiError(400, "empty_image", "The image is empty.")
+        raise UnreadableImageError("The image is empty.", "empty_image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -122,7 +124,7 @@ def open_image(data: bytes) -> Image.Image:
             if image.format == "JPEG":
                 image.draft("L", (WORKING_SIZE, WORKING_SIZE))
             image.load()
-    except ApiError:
+    except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_many_pixels() from None
@@ -130,33 +132,32 @@ def open_image(data: bytes) -> Image.Image:
         raise _unreadable(data) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         if "truncated" in str(exc).lower() or isinstance(exc, EOFError):
-            raise ApiError(400, "truncated_image",
-                           "The image file is truncated: part of it is missing.") from None
-        raise ApiError(400, "invalid_image", f"The image can't be decoded: {exc}") from None
+            raise UnreadableImageError("The image file is truncated: part of it is missing.",
+                                       "truncated_image") from None
+        raise UnreadableImageError(f"The image can't be decoded: {exc}") from None
     return image
 
 
 def _refuse_bombs(image: Image.Image) -> None:
     width, height = image.size
     if width < 1 or height < 1:
-        raise ApiError(400, "invalid_image", "The image has no pixels.")
+        raise UnreadableImageError("The image has no pixels.")
     if width * height > MAX_PIXELS:
         raise _too_many_pixels(width, height)
 
 
-def _too_many_pixels(width: int | None = None, height: int | None = None) -> ApiError:
+def _too_many_pixels(width: int | None = None, height: int | None = None) -> ImageError:
     size = f" ({width}×{height})" if width else ""
-    return ApiError(413, "image_too_large",
-                    f"The image has too many pixels{size}; the limit is {MAX_PIXELS:,}.")
+    return ImageTooLargeError(f"The image has too many pixels{size}; the limit is {MAX_PIXELS:,}.")
 
 
-def _unreadable(data: bytes) -> ApiError:
+def _unreadable(data: bytes) -> ImageError:
     fmt = _unsupported_format(data)
     if fmt:
-        return ApiError(415, "unsupported_image_format",
-                        f"{fmt} images are not supported; send {READABLE_NAMES}.")
-    return ApiError(400, "invalid_image",
-                    f"The file is not an image this service can read ({READABLE_NAMES}).")
+        return UnsupportedImageFormatError(
+            f"{fmt} images are not supported; send {READABLE_NAMES}.")
+    return UnreadableImageError(
+        f"The file is not an image this service can read ({READABLE_NAMES}).")
 
 
 def _unsupported_format(data: bytes) -> str | None:
@@ -307,6 +308,5 @@ def _centre_in_field(digit: np.ndarray) -> np.ndarray:
     return field
 
 
-def _no_digit() -> ApiError:
-    return ApiError(422, "no_digit_found",
-                    "No digit found: the image is blank or has too little contrast.")
+def _no_digit() -> ImageError:
+    return NoDigitFoundError("No digit found: the image is blank or has too little contrast.")

@@ -31,6 +31,8 @@ def _configure_tensorflow():
     """
     global _tf_configured
     with _tf_lock:
+        # Defaults that TensorFlow and Keras read from the environment themselves (not settings
+        # of this service, so not in config.py): quiet C++ logs, the TensorFlow backend.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         import tensorflow as tf

@@ -23,7 +23,7 @@ def healthz():
 @blp.alt_response(503, schema=StatusSchema, description="not ready, with the reason")
 def readyz():
     """Ready: the volume is readable and the default model (if any) is loaded and warmed."""
-    problem = current_app.extensions["model_registry"].readiness_problem()
+    problem = current_app.extensions["model_cache"].readiness_problem()
     if problem:
         response = jsonify({"status": "unavailable", "reason": problem,
                             "error": {"code": "not_ready", "message": problem}})
@@ -37,5 +37,6 @@ def readyz():
                           "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def prometheus_metrics():
     """Request counts and latency, predictions per model, model loads, cache hits."""
-    body, content_type = metrics.exposition()
+    settings = current_app.extensions["inference_settings"]
+    body, content_type = metrics.exposition(settings.prometheus_multiproc_dir)
     return Response(body, content_type=content_type)

@@ -16,7 +16,7 @@ blp = Blueprint("models", __name__, url_prefix="/api/models",
 @blp.alt_response(200, schema=ModelListSchema, success=True, description="newest first")
 def list_models():
     """List the models and name the default one."""
-    models, default = current_app.extensions["model_registry"].list_models()
+    models, default = current_app.extensions["model_cache"].list_models()
     return jsonify({"models": models, "default": default})
 
 
@@ -27,5 +27,5 @@ def list_models():
 @blp.alt_response(404, schema=ErrorSchema, description="no such model")
 def get_model(name: str):
     """One model's metadata."""
-    registry = current_app.extensions["model_registry"]
-    return jsonify(registry.describe(registry.find(name)))
+    model = current_app.extensions["model_volume"].find(name)
+    return jsonify(current_app.extensions["model_cache"].describe(model))

@@ -1,65 +1,26 @@
-"""POST /api/predict (and the earlier API's /api/drawing/): which digit is this, how sure."""
+"""The image and the model name out of a prediction request, read within time limits.
+
+Two ways in: multipart/form-data with a file field `image` (or a base64 form field), or JSON
+`{"image": "<base64 or data URL>", "model": "..."}`. Transport encodings (base64, URL-safe
+base64, data URLs) are undone here, so preprocess.py only ever sees the image file's bytes.
+
+A client that stops sending its body, or trickles it in, must not hold a gunicorn thread: the
+socket gets a read timeout and the whole body a deadline (body_deadline.py); either ends in 408.
+"""
 
 from __future__ import annotations
 
-from flask import current_app, g, jsonify, request
-from flask_smorest import Blueprint
+import base64
+
+from flask import current_app, request
 from werkzeug.exceptions import ClientDisconnected
 
-from .. import body_deadline, metrics
-from ..errors import ApiError, ErrorSchema
-from ..preprocess import decode_image_string, preprocess
-from ..schemas import PredictionSchema, PredictJsonSchema, PredictMultipartSchema
-
-blp = Blueprint("predict", __name__, description="Recognise a digit")
-
-REQUEST_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {"schema": PredictMultipartSchema},
-        "application/json": {"schema": PredictJsonSchema},
-    },
-}
-ERRORS = {
-    400: "bad image, base64, data URL, JSON or model name",
-    404: "unknown model",
-    408: "the client stopped sending its body",
-    413: "body over MAX_UPLOAD_BYTES, or an image with too many pixels",
-    415: "neither multipart nor JSON, or an image format that is not supported",
-    422: "no digit found in the image",
-    503: "no model yet, or the model can't be loaded",
-}
+from . import body_deadline
+from .errors import ApiError
 
 
-def _json(schema, description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-# One `doc` decorator rather than one `alt_response` per status: each of those wraps the view
-# in another call layer, and this is the hot path.
-_documented = blp.doc(
-    requestBody=REQUEST_BODY,
-    responses={"200": _json(PredictionSchema, "the digit, how sure, and what the model saw"),
-               **{str(status): _json(ErrorSchema, text) for status, text in ERRORS.items()}},
-)
-
-
-@blp.route("/api/predict", methods=["POST"])
-@_documented
-def predict():
-    """Predict the digit in an image (multipart file `image`, or JSON with base64 `image`)."""
-    return _answer(*_read_request())
-
-
-@blp.route("/api/drawing/", methods=["POST"])
-@_documented
-def drawing():
-    """The earlier API's route: the same input and answer as /api/predict."""
-    return _answer(*_read_request())
-
-
-@blp.before_request
-def bound_body_reading():
+def limit_socket_reads() -> None:
+    """A read timeout on the request's socket (a before_request hook of the predict routes)."""
     # A client that stops sending mid-body would otherwise hold this gunicorn thread forever;
     # gunicorn resets the socket to blocking for the next request on the connection.
     sock = request.environ.get("gunicorn.socket")
@@ -67,7 +28,7 @@ def bound_body_reading():
         sock.settimeout(current_app.config["BODY_READ_TIMEOUT_S"])
 
 
-def _read_request() -> tuple[bytes, str | None]:
+def read_image_request() -> tuple[bytes, str | None]:
     """The image bytes and the optional model name, from multipart or JSON."""
     token = _watch_body()
     try:
@@ -133,19 +94,28 @@ def _model_name(value) -> str | None:
     return value
 
 
-def _answer(data: bytes, model_name: str | None):
-    # The model first: a bad name or a missing model is found before any decoding work.
-    model = current_app.extensions["model_registry"].get(model_name)
-    g.model = model.name
-    prepared = preprocess(data)
-    # The compiled forward call (runtime.CompiledModel): no Keras predict loop per request.
-    probabilities = model.probabilities(prepared.image)
-    digit = int(probabilities.argmax())
-    metrics.PREDICTIONS.labels(model.name).inc()
-    return jsonify({
-        "model": model.name,
-        "digit": digit,
-        "confidence": float(probabilities[digit]),
-        "probabilities": [float(p) for p in probabilities],
-        "preprocessed": prepared.png_data_url(),
-    })
+def decode_image_string(text: str) -> bytes:
+    """The bytes of a JSON `image` value: plain base64 (standard or URL-safe) or a data URL."""
+    text = text.strip()
+    if text.startswith("data:"):
+        header, comma, payload = text.partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise ApiError(400, "invalid_data_url",
+                           "A data URL must look like data:image/png;base64,<base64 data>.")
+        # Any image/* will do (the bytes tell the format, as in a browser); text/html won't.
+        media_type = header[5:].split(";", 1)[0].strip().lower()
+        if media_type and not media_type.startswith("image/"):
+            raise ApiError(400, "invalid_data_url",
+                           "A data URL must hold an image (data:image/png;base64,...), "
+                           f"not {media_type[:40]!r}.")
+        text = payload
+    if not text:
+        raise ApiError(400, "empty_image", "The image is empty.")
+    compact = "".join(text.split())
+    alphabet = b"-_" if ("-" in compact or "_" in compact) else None
+    try:
+        padded = compact + "=" * (-len(compact) % 4)
+        return base64.b64decode(padded, altchars=alphabet, validate=True)
+    except (ValueError, base64.binascii.Error):
+        raise ApiError(400, "invalid_base64",
+                       "The image is not valid base64 (nor a base64 data URL).") from None

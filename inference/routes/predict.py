@@ -1,0 +1,80 @@
+"""POST /api/predict (and the earlier API's /api/drawing/): which digit is this, how sure."""
+
+from __future__ import annotations
+
+from flask import current_app, g, jsonify
+from flask_smorest import Blueprint
+
+from .. import metrics
+from ..errors import ErrorSchema
+from ..preprocess import preprocess
+from ..request_image import limit_socket_reads, read_image_request
+from ..schemas import PredictionSchema, PredictJsonSchema, PredictMultipartSchema
+
+blp = Blueprint("predict", __name__, description="Recognise a digit")
+
+REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {"schema": PredictMultipartSchema},
+        "application/json": {"schema": PredictJsonSchema},
+    },
+}
+ERRORS = {
+    400: "bad image, base64, data URL, JSON or model name",
+    404: "unknown model",
+    408: "the client stopped sending its body",
+    413: "body over MAX_UPLOAD_BYTES, or an image with too many pixels",
+    415: "neither multipart nor JSON, or an image format that is not supported",
+    422: "no digit found in the image",
+    503: "no model yet, or the model can't be loaded",
+}
+
+
+def _json(schema, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+# One `doc` decorator rather than one `alt_response` per status: each of those wraps the view
+# in another call layer, and this is the hot path.
+_documented = blp.doc(
+    requestBody=REQUEST_BODY,
+    responses={"200": _json(PredictionSchema, "the digit, how sure, and what the model saw"),
+               **{str(status): _json(ErrorSchema, text) for status, text in ERRORS.items()}},
+)
+
+
+@blp.route("/api/predict", methods=["POST"])
+@_documented
+def predict():
+    """Predict the digit in an image (multipart file `image`, or JSON with base64 `image`)."""
+    return _answer(*read_image_request())
+
+
+@blp.route("/api/drawing/", methods=["POST"])
+@_documented
+def drawing():
+    """The earlier API's route: the same input and answer as /api/predict."""
+    return _answer(*read_image_request())
+
+
+# A client that stops sending mid-body must not hold this gunicorn thread (408 instead).
+blp.before_request(limit_socket_reads)
+
+
+def _answer(data: bytes, model_name: str | None):
+    # The model first: a bad name or a missing model is found before any decoding work.
+    model = current_app.extensions["model_cache"].get(model_name)
+    g.model = model.name
+    prepared = preprocess(data)
+    # The compiled forward call (runtime.CompiledModel): no Keras predict loop per request.
+    probabilities = model.probabilities(prepared.image)
+    digit = int(probabilities.argmax())
+    metrics.PREDICTIONS.labels(model.name).inc()
+    return jsonify({
+        "model": model.name,
+        "digit": digit,
+        "confidence": float(probabilities[digit]),
+        "probabilities": [float(p) for p in probabilities],
+        "preprocessed": prepared.png_data_url(),
+    })
