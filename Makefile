@@ -223,3 +223,10 @@ reliability-report: venv system-deps lint-tools wrk ## run the reliability cases
 # MNIST_NPZ=/path/to/mnist.npz overrides where the full MNIST comes from.
 bench-train: venv ## train cnn and simple on the full MNIST: per-epoch wall time and test accuracy
 	$(PY) bench/bench_train.py $(if $(MNIST_NPZ),--mnist-npz $(MNIST_NPZ))
+
+.PHONY: bench-handwriting
+# MODEL=name measures $(MODEL_DIR)/name.keras instead of training the starter; MNIST_NPZ as above.
+# BENCH_ARGS passes more (e.g. --count 200, --label "...", --refresh): see --help.
+bench-handwriting: venv ## accuracy on handwriting beyond MNIST (drawn, other writers, photos, thick, thin) → docs/handwriting.md
+	$(PY) bench/bench_handwriting.py $(if $(MODEL),--model $(MODEL) --model-dir $(MODEL_DIR),--train-starter) \
+		$(if $(MNIST_NPZ),--mnist-npz $(MNIST_NPZ)) $(BENCH_ARGS)
