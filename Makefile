@@ -198,7 +198,7 @@ test-containers: venv docker-deps ## build the images here (BASE=offline) and te
 	exit $$status
 
 # ---------------------------------------------------------------- benchmarks
-# Not tests: figures for the README, measured on this machine. The CPU may be shared: run them
+# Not tests: figures for docs/benchmarks.md, measured on this machine. The CPU may be shared: run them
 # when it is quiet and note `uptime` (the benchmark prints the load average before and after).
 
 .PHONY: bench wrk

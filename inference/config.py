@@ -1,4 +1,4 @@
-"""Settings of the inference service, read once from the environment (see the README's table).
+"""Settings of the inference service, read once from the environment (docs/configuration.md's table).
 
 This is the one place the service reads its environment. gunicorn.conf.py reads gunicorn's own
 settings (HOST, PORT, WEB_CONCURRENCY, INFERENCE_THREADS, LOG_LEVEL), and runtime.py only sets

@@ -8,7 +8,7 @@ Flask, decoding, preprocessing: holds the GIL) and part TensorFlow (releases it)
 processes run the Python parts of two requests truly in parallel, one per core; a few threads
 per worker overlap one request's network reads and writes and TF calls with another's Python
 work. More processes than cores only add context switches and one TensorFlow runtime (~300 MB)
-each; more threads only add GIL contention. `make bench` measured the choice (README).
+each; more threads only add GIL contention. `make bench` measured the choice (docs/benchmarks.md).
 
 Model loading: per worker, not preloaded in the master. TensorFlow's thread pools do not
 survive fork(), and each worker must own its cache anyway (a model replaced on the volume is
