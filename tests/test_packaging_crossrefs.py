@@ -218,6 +218,8 @@ def job_train_would_create(kustomization: str, monkeypatch) -> tuple[dict, dict]
     """The Job body train's Kubernetes executor builds, configured by the train pod's rendered
     environment exactly as in the cluster (settings from the environment, the image read from
     its own pod, the namespace from its service-account mount)."""
+    from train import config
+
     kubernetes = kubernetes_executor_module()
     rendered = render(kustomization)
     train = deployments(rendered)["train"]
@@ -229,7 +231,7 @@ def job_train_would_create(kustomization: str, monkeypatch) -> tuple[dict, dict]
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("HOSTNAME", "train-5d9c7-abcde")
-    monkeypatch.setattr(kubernetes, "own_namespace", lambda: train["metadata"]["namespace"])
+    monkeypatch.setattr(config, "own_namespace", lambda: train["metadata"]["namespace"])
     settings = kubernetes.KubernetesSettings.from_environment(Path(env["MODEL_DIR"]))
     executor = kubernetes.KubernetesExecutor(None, settings, core_api=PodReader(train))
     return executor.manifest("20260101-000000-abcdef"), train

@@ -231,9 +231,9 @@ def mutating_routes(train) -> list[tuple[str, str]]:
 
 @pytest.mark.reliability("Security", "the train token guards every mutating route")
 def test_the_train_token_guards_every_mutating_route(train, observed):
-    from train.app import build_app  # the URL map, to catch a route the spec does not show
+    from train.app import create_app  # the URL map, to catch a route the spec does not show
 
-    url_map = build_app({"MODEL_DIR": train.volume}).url_map
+    url_map = create_app({"model_dir": train.volume}).url_map
     in_code = {(method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
                for rule in url_map.iter_rules()
                for method in rule.methods - {"GET", "HEAD", "OPTIONS"}}

@@ -1,11 +1,12 @@
 """The train service: training runs as jobs outside the web workers, models saved to the volume.
 
 `create_app()` is the Flask application factory used by gunicorn (`train:create_app()`).
-Heavy modules (TensorFlow) are imported only by the job and the CLI, never by the web app.
+Importing `train` (or `train.params`, `train.volume`...) imports neither Flask nor TensorFlow:
+Flask comes with an app, TensorFlow only with the job and the CLI, never with the web app.
 """
 
 
-def create_app(test_config: dict | None = None):
-    from train.app import build_app
+def create_app(test_config=None):
+    from train.app import create_app as factory  # Flask only when an app is made
 
-    return build_app(test_config)
+    return factory(test_config)

@@ -20,7 +20,7 @@ def token_ok(expected: str, header: str | None) -> bool:
 def require_token(view):
     @functools.wraps(view)
     def guarded(*args, **kwargs):
-        expected = current_app.config.get("TRAIN_API_TOKEN")
+        expected = current_app.extensions["train.settings"].api_token
         if expected and not token_ok(expected, request.headers.get("Authorization")):
             raise ApiError(401, "unauthorized",
                            "this route needs the header Authorization: Bearer <TRAIN_API_TOKEN>",

@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from train import settings
 from train.architectures import ARCHITECTURES
+from train.config import Settings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from train.datasets import DatasetUnavailableError
     from train.params import InvalidParamsError, resolve
 
-    model_dir = (args.model_dir or settings.model_dir()).resolve()
+    model_dir = (args.model_dir or Settings.from_env().model_dir).resolve()
     request = {field: value for field, value in {
         "dataset": args.dataset, "architecture": args.architecture, "epochs": args.epochs,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate,

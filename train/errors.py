@@ -1,8 +1,10 @@
 """One error format for every error: `{"error": {"code": "snake_case", "message": "..."}}`.
 
 flask-smorest's Api registers the handler for every werkzeug HTTPException (404 on unknown
-routes, 405, 413, webargs' 422...); `ApiWithOurErrors` makes it answer in our format. Anything
-unexpected becomes a 500 in the same format, logged, never a traceback to the client.
+routes, 405, 413, webargs' 422...); `ApiWithOurErrors` makes it answer in our format through the
+public `handle_http_exception` hook. The service layer raises domain errors; `DOMAIN_ERRORS` is
+the one table that maps them to HTTP. Anything unexpected becomes a 500 in the same format,
+logged, never a traceback to the client.
 """
 
 from __future__ import annotations
@@ -11,6 +13,16 @@ import marshmallow as ma
 from flask import current_app, jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from train.params import InvalidParamsError
+from train.service import (
+    ActiveRunError,
+    ModelNotFoundError,
+    NoActiveRunError,
+    NoModelError,
+    RunNotActiveError,
+    RunNotFoundError,
+)
 
 
 class ApiError(Exception):
@@ -76,8 +88,7 @@ class ApiWithOurErrors(Api):
         if "messages" in data or "errors" in data:
             fields = validation_details(data.get("errors") or data.get("messages"))
             if error.code == 422:
-                return error_response(422, "invalid_parameters", describe_fields(fields),
-                                      headers, fields=fields)
+                return invalid_parameters(fields, headers)
             return error_response(error.code, snake_case(error.name),
                                   "; ".join(fields.values()) or error.name, headers)
         if isinstance(error, InternalServerError):
@@ -94,12 +105,35 @@ class ApiWithOurErrors(Api):
         return error_response(error.code or 500, snake_case(error.name), message, headers)
 
 
-def describe_fields(fields: dict[str, str]) -> str:
-    return "invalid " + "; ".join(f"{field}: {problem}" for field, problem in fields.items())
+def invalid_parameters(fields: dict[str, str], headers: dict | None = None):
+    """The one 422: the body's shape (webargs) or its values (params.resolve), field by field."""
+    message = "invalid " + "; ".join(f"{field}: {problem}" for field, problem in fields.items())
+    return error_response(422, "invalid_parameters", message, headers, fields=fields)
 
 
 def handle_api_error(error: ApiError):
     return error_response(error.status, error.code, error.message, error.headers, **error.extra)
+
+
+# The service's domain errors as HTTP: status, code, message and extra fields of the body.
+DOMAIN_ERRORS = {
+    ActiveRunError: lambda error: ApiError(
+        409, "run_active", f"run {error.run['id']} is {error.run['state']}: one run at a time; "
+        "stop it or wait for it to finish", run_id=error.run["id"]),
+    RunNotActiveError: lambda error: ApiError(409, "run_finished", str(error),
+                                              run_id=error.run["id"]),
+    NoActiveRunError: lambda error: ApiError(409, "no_active_run", "no training is running"),
+    RunNotFoundError: lambda error: ApiError(404, "run_not_found", str(error)),
+    ModelNotFoundError: lambda error: ApiError(404, "model_not_found", str(error)),
+    NoModelError: lambda error: ApiError(404, "no_model",
+                                         "there is no model yet: train one first"),
+}
+
+
+def handle_domain_error(error: Exception):
+    if isinstance(error, InvalidParamsError):
+        return invalid_parameters(error.errors)
+    return handle_api_error(DOMAIN_ERRORS[type(error)](error))
 
 
 def handle_unexpected(error: Exception):
@@ -112,4 +146,6 @@ def handle_unexpected(error: Exception):
 def init_app(app, api: ApiWithOurErrors) -> None:
     app.extensions["smorest_api"] = api
     app.register_error_handler(ApiError, handle_api_error)
+    for domain_error in (InvalidParamsError, *DOMAIN_ERRORS):
+        app.register_error_handler(domain_error, handle_domain_error)
     app.register_error_handler(Exception, handle_unexpected)

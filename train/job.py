@@ -14,8 +14,10 @@ import sys
 import threading
 import traceback
 
-from train import settings
-from train.runs import RunStore, is_active, now_iso
+from train import lifecycle
+from train.config import Settings
+from train.runs import RunStore
+from train.timeutil import utc_now_iso
 
 WRITE_INTERVAL_SECONDS = 0.5
 
@@ -58,8 +60,9 @@ class RunReporter:
     def flush(self) -> None:
         with self.lock:
             snapshot = dict(self.latest)
-        snapshot["heartbeat_at"] = now_iso()
-        run = self.store.update(self.run_id, lambda run: merge_progress(run, snapshot))
+        snapshot["heartbeat_at"] = utc_now_iso()
+        run = self.store.update(self.run_id,
+                                lambda run: lifecycle.record_progress(run, snapshot))
         if run is None or run.get("stop_requested"):
             self.stop_event.set()
 
@@ -75,51 +78,24 @@ class RunReporter:
         self.thread.join(timeout=5)
 
 
-def merge_progress(run: dict, snapshot: dict) -> dict | None:
-    if not is_active(run):
-        return None
-    # Progress never goes backwards, whatever order writes happen in.
-    if snapshot.get("progress", 0) < run.get("progress", 0):
-        return None
-    merged = {**run, **snapshot}
-    if run.get("stop_requested"):
-        merged["phase"] = "stopping"
-    return merged
-
-
-def finish(store: RunStore, run_id: str, state: str, **fields) -> dict | None:
-    def record(run: dict) -> dict | None:
-        if not is_active(run):
-            return None
-        return {**run, **fields, "state": state, "phase": state, "finished_at": now_iso(),
-                "eta_seconds": None}
-
-    return store.update(run_id, record)
-
-
-def begin(store: RunStore, run_id: str) -> dict | None:
-    def mark_running(run: dict) -> dict | None:
-        if run.get("state") != "queued":
-            return None
-        return {**run, "state": "running", "phase": "loading data", "started_at": now_iso(),
-                "pid": os.getpid()}
-
-    return store.update(run_id, mark_running)
+def record(store: RunStore, run_id: str, transition, *args, **fields) -> dict | None:
+    """Apply one of lifecycle's transitions to the run file (under its lock)."""
+    return store.update(run_id, lambda run: transition(run, *args, **fields))
 
 
 def run_job(run_id: str) -> int:
     from train.params import TrainParams
 
-    model_dir = settings.model_dir()
+    model_dir = Settings.from_env().model_dir
     store = RunStore(model_dir)
     run = store.get(run_id)
     if run is None:
         print(f"no run {run_id!r} in {store.folder}", file=sys.stderr)
         return 2
     if run.get("stop_requested"):
-        finish(store, run_id, "stopped")
+        record(store, run_id, lifecycle.stop)
         return 0
-    run = begin(store, run_id)
+    run = record(store, run_id, lifecycle.start_running, os.getpid())
     if run is None or run.get("state") != "running":
         print(f"run {run_id} is not queued; nothing to do", file=sys.stderr)
         return 2
@@ -136,26 +112,27 @@ def run_job(run_id: str) -> int:
             metadata = train_model(params, model_dir, reporter, verbose=2)
         except TrainingStopped:
             reporter.close()
-            finish(store, run_id, "stopped")
+            record(store, run_id, lifecycle.stop)
             return 0
         except DatasetUnavailableError as error:
             reporter.close()
-            finish(store, run_id, "failed", error=f"data set {params.dataset!r} is not "
-                                                  f"available: {error}")
+            record(store, run_id, lifecycle.fail,
+                   f"data set {params.dataset!r} is not available: {error}")
             return 1
         except VolumeFullError as error:
             reporter.close()
-            finish(store, run_id, "failed", error=error.strerror)
+            record(store, run_id, lifecycle.fail, error.strerror)
             return 1
         reporter.close()
         reporter.flush()
-        finish(store, run_id, "succeeded", model=metadata["name"], progress=1.0,
+        record(store, run_id, lifecycle.succeed, metadata["name"], progress=1.0,
                test_accuracy=metadata["test_accuracy"], history=metadata["history"])
         return 0
     except Exception as error:
         traceback.print_exc()
         reporter.close()
-        finish(store, run_id, "failed", error=f"training failed: {type(error).__name__}: {error}")
+        record(store, run_id, lifecycle.fail,
+               f"training failed: {type(error).__name__}: {error}")
         return 1
 
 

@@ -1,17 +1,37 @@
-"""Prometheus metrics: HTTP requests, runs started, and run/model gauges read at scrape time.
+"""Prometheus metrics, correct under several gunicorn workers.
 
-Each app has its own registry (tests may build several apps in one process).
+HTTP requests and runs started are counted by whichever worker handled them. gunicorn.conf.py
+sets PROMETHEUS_MULTIPROC_DIR before the workers start: each worker then writes its samples to
+files there, and /metrics (in whichever worker answers) adds them all up. Without it (a single
+process, e.g. a test client) this module's own registry is read.
+
+Runs by state, models on the volume and the active run's progress are not counted by anyone:
+`VolumeCollector` reads them from the volume at scrape time, the same for every worker.
 """
 
 from __future__ import annotations
 
-import time
-
-from flask import current_app, g, request
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 
-from train.runs import STATES
+from train.lifecycle import STATES
+
+# This process' counters (not prometheus_client's global registry: no process_* or python_*
+# metrics, as before, and nothing shared with another app made in the same process).
+OWN_REGISTRY = CollectorRegistry()
+REQUESTS = Counter("train_http_requests_total", "HTTP requests answered",
+                   ["method", "endpoint", "status"], registry=OWN_REGISTRY)
+LATENCY = Histogram("train_http_request_duration_seconds", "HTTP request latency",
+                    ["method", "endpoint"], registry=OWN_REGISTRY)
+RUNS_STARTED = Counter("train_runs_started_total", "Training runs started by this service",
+                       ["architecture"], registry=OWN_REGISTRY)
 
 
 class VolumeCollector:
@@ -34,37 +54,21 @@ class VolumeCollector:
                                 value=float(active[0].get("progress") or 0) if active else 0.0)
 
 
-class Metrics:
-    def __init__(self, service):
-        self.registry = CollectorRegistry()
-        self.requests = Counter("train_http_requests_total", "HTTP requests answered",
-                                ["method", "endpoint", "status"], registry=self.registry)
-        self.latency = Histogram("train_http_request_duration_seconds", "HTTP request latency",
-                                 ["method", "endpoint"], registry=self.registry)
-        self.runs_started = Counter("train_runs_started_total",
-                                    "Training runs started by this process", ["architecture"],
-                                    registry=self.registry)
-        self.registry.register(VolumeCollector(service))
+def observe_request(method: str, endpoint: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(method, endpoint, str(status)).inc()
+    LATENCY.labels(method, endpoint).observe(seconds)
 
 
-def metrics() -> Metrics:
-    return current_app.extensions["train.metrics"]
+def count_run_started(run: dict) -> None:
+    RUNS_STARTED.labels(architecture=run["params"]["architecture"]).inc()
 
 
-def before_request() -> None:
-    g.started = time.perf_counter()
-
-
-def after_request(response):
-    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-    metrics().requests.labels(request.method, endpoint, str(response.status_code)).inc()
-    if "started" in g:
-        metrics().latency.labels(request.method, endpoint).observe(
-            time.perf_counter() - g.started)
-    return response
-
-
-def init_app(app, service) -> None:
-    app.extensions["train.metrics"] = Metrics(service)
-    app.before_request(before_request)
-    app.after_request(after_request)
+def exposition(service, multiprocess_dir: str | None) -> tuple[bytes, str]:
+    """Every worker's counters (or this process' alone) and the volume's gauges, as text."""
+    registry = CollectorRegistry()
+    if multiprocess_dir:
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+    else:
+        registry.register(OWN_REGISTRY)
+    registry.register(VolumeCollector(service))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

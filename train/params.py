@@ -55,13 +55,12 @@ def default_dataset(model_dir: Path) -> str:
     return MNIST if MNIST in volume_dataset_names(model_dir) else MNIST_5K
 
 
-def default_name(architecture: str, model_dir: Path, taken: set[str] = frozenset(),
-                 now: datetime | None = None) -> str:
+def default_name(architecture: str, model_dir: Path, now: datetime | None = None) -> str:
     """Readable and unique: `cnn-20261122-1432`, then `cnn-20261122-1432-2`, ..."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M")
     base = f"{architecture}-{stamp}"
     candidate, number = base, 1
-    while candidate in taken or model_path(model_dir, candidate).exists():
+    while model_path(model_dir, candidate).exists():
         number += 1
         candidate = f"{base}-{number}"
     return candidate
@@ -101,8 +100,11 @@ def check_int(errors: dict, field: str, value, low: int, high: int | None) -> No
                          else f"must be at least {low}")
 
 
-def resolve(request: dict, model_dir: Path, taken_names: set[str] = frozenset()) -> TrainParams:
-    """Fill in defaults and validate; raise InvalidParamsError naming every bad field."""
+def resolve(request: dict, model_dir: Path) -> TrainParams:
+    """Fill in defaults and validate; raise InvalidParamsError naming every bad field.
+
+    The one validator of training parameters: the API's request schema only documents them.
+    """
     unknown = sorted(set(request) - set(FIELDS))
     errors: dict[str, str] = {field: "unknown field" for field in unknown}
 
@@ -142,11 +144,11 @@ def resolve(request: dict, model_dir: Path, taken_names: set[str] = frozenset())
 
     name = request.get("name")
     if name is None:
-        name = default_name(architecture, model_dir, set(taken_names))
+        name = default_name(architecture, model_dir)
     elif not isinstance(name, str) or not is_valid_name(name):
         errors["name"] = (f"must match {NAME_PATTERN.pattern} (letters, digits, '.', '_', '-'; "
                           "at most 64)")
-    elif model_path(model_dir, name).exists() or name in taken_names:
+    elif model_path(model_dir, name).exists():
         errors["name"] = f"a model named {name!r} already exists"
 
     if errors:

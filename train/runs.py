@@ -3,6 +3,7 @@
 The web service and the job both change a run file, so every change is a read-modify-write under
 an exclusive `flock` on the run's dot-prefixed lock file, followed by an atomic replace. That way a
 stop request written by the service is never lost under a progress update written by the job.
+What a change may be is lifecycle.py's business; the store only keeps the files.
 """
 
 from __future__ import annotations
@@ -14,24 +15,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from train.timeutil import utc_now_iso
 from train.volume import read_json, runs_dir, write_json_atomic
-
-ACTIVE_STATES = ("queued", "running", "stopping")
-FINAL_STATES = ("stopped", "succeeded", "failed")
-STATES = ACTIVE_STATES + FINAL_STATES
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_run_id() -> str:
     """Sortable by creation time and unique: `20261122-143205-3fa9c1`."""
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-
-
-def is_active(run: dict) -> bool:
-    return run.get("state") in ACTIVE_STATES
 
 
 class RunStore:
@@ -85,7 +75,7 @@ class RunStore:
             changed = change(dict(run))
             if changed is None or changed == run:
                 return run
-            changed["updated_at"] = now_iso()
+            changed["updated_at"] = utc_now_iso()
             write_json_atomic(self.path(run_id), changed)
             return changed
 

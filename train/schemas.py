@@ -1,4 +1,9 @@
-"""Request and response schemas: they validate requests and document the API in /openapi.json."""
+"""Request and response schemas: they document the API in /openapi.json.
+
+The run request's schema reads the JSON types (an integer is an integer, no unknown fields) but
+checks no bound, choice or pattern: params.resolve is the one validator of training parameters.
+The bounds still appear in /openapi.json, from the same constants, as documentation.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,30 @@ import marshmallow as ma
 from marshmallow import validate
 
 from train.architectures import ARCHITECTURES
-from train.errors import ErrorSchema  # noqa: F401 - re-exported for the blueprints
+from train.errors import ErrorDetailSchema, ErrorSchema  # noqa: F401 - ErrorSchema: for the routes
+from train.lifecycle import STATES
 from train.params import BATCH_SIZE_BOUNDS, EPOCHS_BOUNDS, LEARNING_RATE_MAX, LIMIT_MIN
-from train.runs import STATES
 from train.volume import NAME_PATTERN
+
+
+def between(low, high) -> dict:
+    return {"minimum": low, "maximum": high}
 
 
 class RunRequestSchema(ma.Schema):
     """Every field is optional: what is left out takes the architecture's recipe default."""
 
-    epochs = ma.fields.Integer(strict=True, validate=validate.Range(*EPOCHS_BOUNDS))
-    batch_size = ma.fields.Integer(strict=True, validate=validate.Range(*BATCH_SIZE_BOUNDS))
-    learning_rate = ma.fields.Float(validate=validate.Range(
-        min=0, max=LEARNING_RATE_MAX, min_inclusive=False), allow_nan=False)
-    architecture = ma.fields.String(validate=validate.OneOf(list(ARCHITECTURES)))
+    epochs = ma.fields.Integer(strict=True, metadata=between(*EPOCHS_BOUNDS))
+    batch_size = ma.fields.Integer(strict=True, metadata=between(*BATCH_SIZE_BOUNDS))
+    learning_rate = ma.fields.Float(allow_nan=False, metadata={
+        **between(0.0, LEARNING_RATE_MAX), "exclusiveMinimum": True})
+    architecture = ma.fields.String(metadata={"enum": list(ARCHITECTURES)})
     dataset = ma.fields.String(metadata={"description": "see GET /api/train/options"})
-    limit = ma.fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=LIMIT_MIN),
-                              metadata={"description": "train on only this many digits"})
+    limit = ma.fields.Integer(strict=True, allow_none=True, metadata={
+        "minimum": LIMIT_MIN, "description": "train on only this many digits"})
     augment = ma.fields.Boolean(metadata={"description": "shifts, rotations, zoom, thickness"})
-    name = ma.fields.String(validate=validate.Regexp(NAME_PATTERN),
-                            metadata={"description": "model name; default <arch>-<date>-<time>"})
+    name = ma.fields.String(metadata={"pattern": NAME_PATTERN.pattern,
+                                      "description": "model name; default <arch>-<date>-<time>"})
 
 
 class RunSchema(ma.Schema):
@@ -75,4 +84,8 @@ class DeletedSchema(ma.Schema):
 
 
 class StatusSchema(ma.Schema):
-    status = ma.fields.String()
+    """What /healthz and /readyz answer (a 503 from /readyz: an `error`)."""
+
+    status = ma.fields.String(metadata={"description": "`ok` (alive) or `ready`"})
+    executor = ma.fields.String(metadata={"description": "/readyz: local or kubernetes"})
+    error = ma.fields.Nested(ErrorDetailSchema)

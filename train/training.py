@@ -11,7 +11,6 @@ import errno
 import math
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from train.architectures import INPUT_SHAPE, get_architecture
 from train.datasets import Dataset, load_dataset
 from train.params import TrainParams
 from train.progress import NullReporter, ProgressCallback, Reporter
+from train.timeutil import utc_now_iso
 from train.volume import atomic_target, metadata_path, model_path, sha256_of, write_json_atomic
 
 WARMUP_FRACTION = 0.05
@@ -32,10 +32,6 @@ class TrainingStopped(Exception):  # noqa: N818 - a stop is not an error
 
 class VolumeFullError(OSError):
     """The model volume ran out of space (or quota) while the model was being saved."""
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def limited(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
@@ -168,7 +164,7 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
 
     metadata = {
         "name": params.name,
-        "created_at": now_iso(),
+        "created_at": utc_now_iso(),
         "architecture": params.architecture,
         "hyperparameters": {key: value for key, value in params.to_dict().items()
                             if key not in ("name", "architecture", "dataset")}

@@ -12,23 +12,21 @@ An executor has:
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import dataclasses
 
-EXECUTORS = ("local", "kubernetes")
+from train.config import KubernetesSettings, Settings
 
 
-def make_executor(name: str, model_dir: Path):
-    if name == "local":
-        from train.executors.local import LocalExecutor
-
-        return LocalExecutor(model_dir)
-    if name == "kubernetes":
+def make_executor(settings: Settings):
+    """The executor `settings.executor` names (config.py has checked that it exists)."""
+    if settings.executor == "kubernetes":
         from train.executors.kubernetes import KubernetesExecutor
 
-        return KubernetesExecutor.from_environment(model_dir)
-    raise ValueError(f"TRAIN_EXECUTOR={name!r}: choose one of {', '.join(EXECUTORS)}")
+        # The run's Job mounts the volume where this service has it (test_config may move it).
+        kubernetes = dataclasses.replace(
+            settings.kubernetes or KubernetesSettings.from_environment(settings.model_dir),
+            model_dir=str(settings.model_dir))
+        return KubernetesExecutor.connect(kubernetes)
+    from train.executors.local import LocalExecutor
 
-
-def executor_name() -> str:
-    return os.environ.get("TRAIN_EXECUTOR") or "local"
+    return LocalExecutor(settings.model_dir, settings.stop_grace_seconds)

@@ -14,14 +14,13 @@ also treats as a stop request).
 
 from __future__ import annotations
 
-import os
 import re
 import threading
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 
-NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# KubernetesSettings is configuration (config.py reads every variable); the executor takes it.
+from train.config import KubernetesSettings
+from train.timeutil import seconds_since
+
 RUN_ID_LABEL = "digits.example/run-id"
 JOB_PREFIX = "train-run-"
 CONTAINER_NAME = "train"
@@ -106,58 +105,6 @@ def build_job_manifest(run_id: str, namespace: str, image: str, claim_name: str,
     }
 
 
-@dataclass(frozen=True)
-class KubernetesSettings:
-    """From the environment; each variable is in the README's configuration table."""
-
-    namespace: str
-    image: str | None
-    claim_name: str
-    model_dir: str
-    image_pull_policy: str = "IfNotPresent"
-    cpu_request: str = "1"
-    memory_request: str = "1Gi"
-    cpu_limit: str = "2"
-    memory_limit: str = "3Gi"
-    ttl_seconds_after_finished: int = 3600
-    stop_grace_seconds: float = 30.0
-
-    @classmethod
-    def from_environment(cls, model_dir: Path) -> KubernetesSettings:
-        env = os.environ
-        return cls(
-            namespace=env.get("TRAIN_NAMESPACE") or own_namespace(),
-            image=env.get("TRAIN_IMAGE") or None,
-            claim_name=env.get("MODEL_PVC") or "model-volume",
-            model_dir=str(model_dir),
-            image_pull_policy=env.get("TRAIN_IMAGE_PULL_POLICY") or "IfNotPresent",
-            cpu_request=env.get("TRAIN_JOB_CPU_REQUEST") or "1",
-            memory_request=env.get("TRAIN_JOB_MEMORY_REQUEST") or "1Gi",
-            cpu_limit=env.get("TRAIN_JOB_CPU_LIMIT") or "2",
-            memory_limit=env.get("TRAIN_JOB_MEMORY_LIMIT") or "3Gi",
-            ttl_seconds_after_finished=int(env.get("TRAIN_JOB_TTL_SECONDS") or 3600),
-            stop_grace_seconds=float(env.get("TRAIN_STOP_GRACE_SECONDS") or 30),
-        )
-
-
-def own_namespace() -> str:
-    """The pod's namespace (from its service-account mount), else `default`."""
-    try:
-        return NAMESPACE_FILE.read_text().strip() or "default"
-    except OSError:
-        return "default"
-
-
-def seconds_since(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (datetime.now(UTC) - moment).total_seconds()
-
-
 def condition(job, kind: str):
     for item in (getattr(job.status, "conditions", None) or []):
         if item.type == kind and item.status == "True":
@@ -177,15 +124,15 @@ class KubernetesExecutor:
         self.start_timer = start_timer or start_daemon_timer
 
     @classmethod
-    def from_environment(cls, model_dir: Path) -> KubernetesExecutor:
+    def connect(cls, settings: KubernetesSettings) -> KubernetesExecutor:
+        """An executor talking to the cluster this pod runs in (else the user's kubeconfig's)."""
         from kubernetes import client, config
 
         try:
             config.load_incluster_config()
         except config.ConfigException:
             config.load_kube_config()  # outside a cluster: the user's kubeconfig
-        return cls(client.BatchV1Api(), KubernetesSettings.from_environment(model_dir),
-                   core_api=client.CoreV1Api())
+        return cls(client.BatchV1Api(), settings, core_api=client.CoreV1Api())
 
     # ------------------------------------------------------------------ start
 
@@ -193,7 +140,7 @@ class KubernetesExecutor:
         """TRAIN_IMAGE, else the image this pod runs (same image as the service)."""
         if self.settings.image:
             return self.settings.image
-        pod_name = os.environ.get("HOSTNAME")
+        pod_name = self.settings.pod_name
         if self.core is not None and pod_name:
             pod = self.core.read_namespaced_pod(pod_name, self.settings.namespace)
             for container in pod.spec.containers:

@@ -16,6 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
+from train.config import DEFAULT_STOP_GRACE_SECONDS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -46,10 +48,9 @@ def describe_exit(pid: int, returncode: int | None) -> str:
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, model_dir: Path, stop_grace_seconds: float | None = None):
+    def __init__(self, model_dir: Path, stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS):
         self.model_dir = Path(model_dir)
-        self.stop_grace_seconds = (stop_grace_seconds if stop_grace_seconds is not None
-                                   else float(os.environ.get("TRAIN_STOP_GRACE_SECONDS") or 30))
+        self.stop_grace_seconds = stop_grace_seconds
         # Our own children, kept to reap them (a dead child stays a zombie until waited for)
         # and to learn their exit status.
         self.children: dict[int, subprocess.Popen] = {}
@@ -59,6 +60,8 @@ class LocalExecutor:
         return [sys.executable, "-m", "train.job", run_id]
 
     def start(self, run: dict) -> dict:
+        # The job inherits the service's environment (it reads its settings the same way),
+        # with the volume this executor was given.
         env = {**os.environ, "MODEL_DIR": str(self.model_dir)}
         process = subprocess.Popen(
             self.command(run["id"]), cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
@@ -115,7 +118,9 @@ def stop_local_jobs(model_dir: Path, wait_seconds: float = 8.0) -> list[str]:
     """
     import time
 
-    from train.runs import RunStore, is_active, now_iso
+    from train import lifecycle
+    from train.lifecycle import is_active
+    from train.runs import RunStore
 
     store = RunStore(model_dir)
     stopping = []
@@ -124,9 +129,7 @@ def stop_local_jobs(model_dir: Path, wait_seconds: float = 8.0) -> list[str]:
         if not is_active(run) or info.get("name") != "local" or not isinstance(info.get("pid"),
                                                                                 int):
             continue
-        store.update(run["id"], lambda current: {
-            **current, "stop_requested": True, "stop_requested_at": now_iso(),
-            "state": "stopping", "phase": "stopping"} if is_active(current) else None)
+        store.update(run["id"], lifecycle.request_stop)
         ticks = process_start_ticks(info["pid"])
         if ticks is not None and info.get("start_ticks") in (None, ticks):
             with contextlib.suppress(ProcessLookupError):

@@ -1,7 +1,8 @@
 """The earlier API's five routes, kept working for its clients (shapes in the README).
 
 They map onto the run API: start with defaults, stop the active run, the latest run's progress,
-whether a model exists or is being trained, and the newest model's accuracy.
+whether a model exists or is being trained, and the newest model's accuracy. Like the run API's
+routes they only call the service, which raises the domain errors errors.py maps to HTTP.
 """
 
 from __future__ import annotations
@@ -9,13 +10,10 @@ from __future__ import annotations
 import marshmallow as ma
 from flask_smorest import Blueprint
 
-from train.api.runs import run_or_404, service, start_run
-from train.api.schemas import ErrorSchema, RunRequestSchema, RunSchema
 from train.auth import require_token
-from train.errors import ApiError
-from train.runs import is_active
-from train.service import RunNotActiveError
-from train.volume import metadata_path, model_path, read_json
+from train.lifecycle import is_active
+from train.routes import service
+from train.schemas import ErrorSchema, RunRequestSchema, RunSchema
 
 blp = Blueprint("earlier", __name__, url_prefix="/api",
                 description="The earlier API's routes (kept for its clients).")
@@ -64,27 +62,6 @@ class AccuracySchema(ma.Schema):
     created_at = ma.fields.String(allow_none=True)
 
 
-def newest_model() -> tuple[str, dict | None] | None:
-    """The newest model (by its metadata's created_at, else by file time) and its metadata."""
-    model_dir = service().model_dir
-    candidates = []
-    for name in service().models():
-        metadata = read_json(metadata_path(model_dir, name))
-        try:
-            fallback = model_path(model_dir, name).stat().st_mtime
-        except FileNotFoundError:
-            continue
-        from datetime import UTC, datetime
-
-        stamp = (metadata or {}).get("created_at") or datetime.fromtimestamp(
-            fallback, UTC).isoformat()
-        candidates.append((str(stamp).replace("Z", "+00:00"), name, metadata))
-    if not candidates:
-        return None
-    _, name, metadata = max(candidates)
-    return name, metadata
-
-
 @blp.route("/retrain_model/", methods=["POST"])
 @require_token
 @blp.arguments(RunRequestSchema, location="json", required=False)
@@ -94,7 +71,7 @@ def newest_model() -> tuple[str, dict | None] | None:
 @blp.alt_response(422, schema=ErrorSchema)
 def retrain_model(request: dict):
     """Start a training run with the defaults (optional JSON fields as POST /api/train/runs)."""
-    run = start_run(request)
+    run = service().start(request)
     return {"status": "started", "message": f"training started (run {run['id']})",
             "run_id": run["id"], "run": run}
 
@@ -106,13 +83,7 @@ def retrain_model(request: dict):
 @blp.alt_response(409, schema=ErrorSchema, description="no run is active")
 def stop_training():
     """Stop the active run."""
-    active = service().active_run()
-    if active is None:
-        raise ApiError(409, "no_active_run", "no training is running")
-    try:
-        run = service().stop(active["id"])
-    except RunNotActiveError:
-        raise ApiError(409, "no_active_run", "no training is running") from None
+    run = service().stop_active()
     return {"status": "stopping", "message": f"stopping run {run['id']}", "run_id": run["id"]}
 
 
@@ -120,11 +91,10 @@ def stop_training():
 @blp.response(200, ProgressSchema)
 def training_progress():
     """Progress of the active run, else of the latest run, else `idle`."""
-    run = service().active_run() or service().latest_run()
+    run = service().current_run()
     if run is None:
         return {"status": "idle", "is_training": False, "run_id": None, "epoch": 0,
                 "total_epochs": 0, "progress": 0.0}
-    run = run_or_404(run["id"])
     metrics = run.get("metrics") or {}
     return {"status": run["state"], "is_training": is_active(run), "run_id": run["id"],
             "epoch": run.get("epoch", 0), "total_epochs": run.get("epochs", 0),
@@ -139,7 +109,7 @@ def training_progress():
 def check_model_status():
     """Whether a model exists and whether one is being trained."""
     active = service().active_run()
-    newest = newest_model()
+    newest = service().newest_model()
     status = "training" if active else ("ready" if newest else "no_model")
     return {"status": status, "is_training": active is not None,
             "model_exists": newest is not None, "model": newest[0] if newest else None,
@@ -151,10 +121,7 @@ def check_model_status():
 @blp.alt_response(404, schema=ErrorSchema, description="no model in the volume")
 def model_accuracy():
     """The newest model's test accuracy."""
-    newest = newest_model()
-    if newest is None:
-        raise ApiError(404, "no_model", "there is no model yet: train one first")
-    name, metadata = newest
+    name, metadata = service().require_newest_model()
     metadata = metadata or {}
     return {"model": name, "accuracy": metadata.get("test_accuracy"),
             "test_loss": metadata.get("test_loss"), "dataset": metadata.get("dataset"),

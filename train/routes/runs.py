@@ -1,14 +1,20 @@
-"""`/api/train/*`: start, list, watch and stop runs; options; delete models."""
+"""`/api/train/*`: start, list, watch and stop runs; options; delete models.
+
+Views call the service and return what it gives; its errors become HTTP in errors.py.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, stream_with_context
 from flask_smorest import Blueprint
 
-from train.api.schemas import (
+from train.auth import require_token
+from train.lifecycle import is_active
+from train.routes import service
+from train.schemas import (
     DeletedSchema,
     ErrorSchema,
     OptionsSchema,
@@ -16,52 +22,12 @@ from train.api.schemas import (
     RunRequestSchema,
     RunSchema,
 )
-from train.auth import require_token
-from train.errors import ApiError
-from train.metrics import metrics
-from train.params import InvalidParamsError, options
-from train.runs import is_active
-from train.service import ActiveRunError, RunNotActiveError, TrainingService
-from train.volume import is_valid_name
 
 blp = Blueprint("train", __name__, url_prefix="/api/train",
                 description="Training runs (jobs outside the web workers) and saved models.")
 
 EVENT_POLL_SECONDS = 0.25
 EVENT_KEEPALIVE_SECONDS = 15.0
-
-
-def service() -> TrainingService:
-    return current_app.extensions["train.service"]
-
-
-def invalid(error: InvalidParamsError) -> ApiError:
-    message = "invalid " + "; ".join(f"{f}: {m}" for f, m in error.errors.items())
-    return ApiError(422, "invalid_parameters", message, fields=error.errors)
-
-
-def conflict(run: dict) -> ApiError:
-    return ApiError(409, "run_active", f"run {run['id']} is {run['state']}: one run at a time; "
-                    "stop it or wait for it to finish", run_id=run["id"])
-
-
-def start_run(request: dict) -> dict:
-    """Shared by POST /api/train/runs and the earlier POST /api/retrain_model/."""
-    try:
-        run = service().start(request)
-    except ActiveRunError as error:
-        raise conflict(error.run) from None
-    except InvalidParamsError as error:
-        raise invalid(error) from None
-    metrics().runs_started.labels(architecture=run["params"]["architecture"]).inc()
-    return run
-
-
-def run_or_404(run_id: str) -> dict:
-    run = service().get(run_id)
-    if run is None:
-        raise ApiError(404, "run_not_found", f"there is no run {run_id!r}")
-    return run
 
 
 @blp.route("/runs", methods=["POST"])
@@ -73,7 +39,7 @@ def run_or_404(run_id: str) -> dict:
 @blp.alt_response(422, schema=ErrorSchema, description="a bad parameter, named in fields")
 def create_run(request: dict):
     """Start a training run; every field is optional (defaults: GET /api/train/options)."""
-    return start_run(request)
+    return service().start(request)
 
 
 @blp.route("/runs", methods=["GET"])
@@ -88,7 +54,7 @@ def list_runs():
 @blp.alt_response(404, schema=ErrorSchema)
 def get_run(run_id: str):
     """One run: state, progress, latest metrics, history, model or error."""
-    return run_or_404(run_id)
+    return service().require(run_id)
 
 
 @blp.route("/runs/<run_id>/stop", methods=["POST"])
@@ -99,11 +65,7 @@ def get_run(run_id: str):
 @blp.alt_response(409, schema=ErrorSchema, description="the run has already finished")
 def stop_run(run_id: str):
     """Ask a run to stop: it becomes `stopping`, then `stopped` after the current batch."""
-    run_or_404(run_id)
-    try:
-        return service().stop(run_id)
-    except RunNotActiveError as error:
-        raise ApiError(409, "run_finished", str(error), run_id=run_id) from None
+    return service().stop(run_id)
 
 
 def event(run: dict, number: int) -> str:
@@ -147,7 +109,7 @@ def run_events(run_id: str, first: dict):
 @blp.alt_response(404, schema=ErrorSchema)
 def run_events_stream(run_id: str):
     """Watch a run live (server-sent events)."""
-    first = run_or_404(run_id)
+    first = service().require(run_id)
     return Response(stream_with_context(run_events(run_id, first)),
                     mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -157,7 +119,7 @@ def run_events_stream(run_id: str):
 @blp.response(200, OptionsSchema)
 def get_options():
     """The architectures and data sets on offer, with their defaults and the parameter bounds."""
-    return options(service().model_dir)
+    return service().options()
 
 
 @blp.route("/models/<name>", methods=["DELETE"])
@@ -167,6 +129,5 @@ def get_options():
 @blp.alt_response(404, schema=ErrorSchema)
 def delete_model(name: str):
     """Remove a model and its metadata from the volume."""
-    if not is_valid_name(name) or not service().delete_model(name):
-        raise ApiError(404, "model_not_found", f"there is no model {name!r}")
+    service().delete_model(name)
     return {"deleted": name, "files": [f"{name}.keras", f"{name}.json"]}
