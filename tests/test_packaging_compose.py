@@ -1,15 +1,12 @@
-"""docker-compose.yml starts the system the way the README says, and its seed step really works.
+"""docker-compose.yml starts the system the way the README says, and seeds it like everyone else.
 
-Read through `docker-compose config` (Debian's docker-compose, which also validates the file);
-the seed step's shell script is run here for real, with a stand-in `python` that records the
-command it was given instead of training.
+Read through `docker-compose config` (Debian's docker-compose, which also validates the file).
+The seed step is the train CLI's `--starter --if-empty`, in Compose, the k8s Job and `make run`.
 """
 
 from __future__ import annotations
 
 import os
-import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -82,57 +79,24 @@ def test_environment_follows_the_design(compose):
     assert ui["MAX_UPLOAD_BYTES"] == compose["inference"]["environment"]["MAX_UPLOAD_BYTES"]
 
 
-# ---------------------------------------------------------------- the seed step, for real
+# ---------------------------------------------------------------- the seed step
+
+# The one "seed the volume if it has no model" entry point (train/cli.py; tested for real in
+# tests/test_train_cli.py): the starter model, unless the volume already holds a model.
+SEED_COMMAND = ["python", "-m", "train", "--starter", "--if-empty"]
 
 
-def seed_scripts() -> dict[str, tuple[str, dict]]:
-    """The seed step's shell script in compose (after compose's $$ → $) and in the k8s Job."""
+def seed_commands() -> dict[str, list[str]]:
+    """The seed step's command in compose and in the k8s Job."""
     raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["seed"]
     (job,) = load_yaml_documents(K8S / "jobs" / "train-default.yaml")
-    container = pod_spec(job)["containers"][0]
-    return {
-        "compose": (raw["command"][2].replace("$$", "$"), raw["command"][:2]),
-        "k8s-job": (container["command"][2], container["command"][:2]),
-    }
-
-
-def run_seed(script: str, volume: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess,
-                                                                  Path]:
-    """Run the script with MODEL_DIR=volume and a `python` that writes its arguments to a file."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    record = tmp_path / "python-args"
-    stub = bin_dir / "python"
-    stub.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\n')
-    stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
-    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
-                            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "MODEL_DIR": str(volume)},
-                            check=False)
-    return result, record
+    return {"compose": raw["command"], "k8s-job": pod_spec(job)["containers"][0]["command"]}
 
 
 @pytest.mark.parametrize("where", ["compose", "k8s-job"])
-def test_seed_trains_the_make_run_default_model_on_an_empty_volume(where, tmp_path):
-    script, shell = seed_scripts()[where]
-    assert shell == ["sh", "-c"]
-    volume = tmp_path / "volume"
-    volume.mkdir()
-    (volume / ".partial.keras").write_text("a dot-file is no model")
-    result, record = run_seed(script, volume, tmp_path)
-    assert result.returncode == 0, result.stderr
-    # The same model as `make run` trains when the volume is empty (scripts/run_local.py).
-    assert record.read_text().split("\n")[:-1] == [
-        "-m", "train", *run_local_constant("DEFAULT_MODEL_ARGS"),
-        "--name", run_local_constant("DEFAULT_MODEL_NAME")]
+def test_seed_runs_the_train_cli_starter_if_empty(where):
+    assert seed_commands()[where] == SEED_COMMAND
 
 
-@pytest.mark.parametrize("where", ["compose", "k8s-job"])
-def test_seed_does_nothing_when_the_volume_has_a_model(where, tmp_path):
-    script, _ = seed_scripts()[where]
-    volume = tmp_path / "volume"
-    volume.mkdir()
-    (volume / "mine.keras").write_bytes(b"PK")
-    result, record = run_seed(script, volume, tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "nothing to" in result.stdout
-    assert not record.exists()
+def test_make_run_seeds_with_the_same_command():
+    assert list(run_local_constant("SEED_COMMAND")) == SEED_COMMAND[1:]

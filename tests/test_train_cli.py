@@ -68,3 +68,32 @@ def test_cli_refuses_a_name_that_is_taken(volume):
     assert result.returncode == 2
     assert "already exists" in result.stderr
     assert (volume / "taken.keras").read_bytes() == b"a model"
+
+
+def test_cli_if_empty_trains_nothing_when_the_volume_holds_a_model(tmp_path):
+    (tmp_path / "mine.keras").write_bytes(b"a model")
+    result = train_cli(tmp_path, "--starter", "--if-empty")
+    assert result.returncode == 0, result.stderr
+    assert "nothing to train" in result.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mine.keras"]
+
+
+def test_cli_if_empty_goes_on_when_only_a_temporary_file_is_there(tmp_path):
+    """A dot-file is a write in progress, not a model: the volume still counts as empty (the
+    bad --epochs stops the run before any training)."""
+    (tmp_path / ".partial.keras").write_text("half a model")
+    result = train_cli(tmp_path, "--starter", "--if-empty", "--epochs", "0")
+    assert result.returncode == 2
+    assert "--epochs must be between 1 and 100" in result.stderr
+
+
+def test_cli_starter_is_the_starter_recipe_and_flags_override_it(tmp_path):
+    # Its name is taken, so the CLI refuses before training: the cheap way to see the recipe.
+    (tmp_path / "starter-cnn-mnist5k.keras").write_bytes(b"a model")
+    result = train_cli(tmp_path, "--starter")
+    assert result.returncode == 2
+    assert "--name a model named 'starter-cnn-mnist5k' already exists" in result.stderr
+    overridden = train_cli(tmp_path, "--starter", "--name", "other", "--dataset", "imagenet")
+    assert overridden.returncode == 2
+    assert "--dataset must be one of" in overridden.stderr
+    assert "--name" not in overridden.stderr

@@ -3,6 +3,9 @@
 The same code path as a run's job (train.training.train_model), writing `<name>.keras` and
 `<name>.json` into `$MODEL_DIR` (default ./model-volume). Exit status 0 on success, 2 for bad
 parameters, 1 when training can't happen (e.g. the data set is unavailable).
+
+`--starter --if-empty` is how every deployment seeds a new volume: the starter model
+(params.STARTER), unless the volume already holds a model.
 """
 
 from __future__ import annotations
@@ -13,13 +16,18 @@ import sys
 from pathlib import Path
 
 from train.architectures import ARCHITECTURES
-from train.config import Settings
+from train.params import STARTER
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m train",
         description="Train a digit recognizer and save it (with metadata) to the model volume.")
+    p.add_argument("--starter", action="store_true",
+                   help=f"the starter model: {STARTER['architecture']} on {STARTER['dataset']}, "
+                        f"named {STARTER['name']} (the flags below still override it)")
+    p.add_argument("--if-empty", action="store_true",
+                   help="do nothing (exit 0) when the volume already holds a model")
     p.add_argument("--dataset", help="mnist, mnist-5k or the name of a datasets/<name>.npz "
                                      "(default: mnist if the volume holds it, else mnist-5k)")
     p.add_argument("--architecture", choices=sorted(ARCHITECTURES), help="default: cnn")
@@ -37,20 +45,34 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def requested_params(args: argparse.Namespace) -> dict:
+    """The parameters the flags ask for: the starter's (with --starter), overridden by flags."""
+    given = {"dataset": args.dataset, "architecture": args.architecture, "epochs": args.epochs,
+             "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+             "limit": args.limit, "augment": args.augment, "name": args.name}
+    return {**(STARTER if args.starter else {}),
+            **{field: value for field, value in given.items() if value is not None}}
+
+
+def model_dir_of(args: argparse.Namespace) -> Path:
+    from train.config import Settings
+
+    return (args.model_dir or Settings.from_env().model_dir).resolve()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from train.datasets import DatasetUnavailableError
     from train.params import InvalidParamsError, resolve
+    from train.volume import model_names
 
-    model_dir = (args.model_dir or Settings.from_env().model_dir).resolve()
-    request = {field: value for field, value in {
-        "dataset": args.dataset, "architecture": args.architecture, "epochs": args.epochs,
-        "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "limit": args.limit, "augment": args.augment, "name": args.name}.items()
-        if value is not None}
+    model_dir = model_dir_of(args)
+    if args.if_empty and model_names(model_dir):
+        print(f"a model is on the volume ({', '.join(model_names(model_dir))}): nothing to train")
+        return 0
     try:
-        params = resolve(request, model_dir)
+        params = resolve(requested_params(args), model_dir)
     except InvalidParamsError as error:
         for field, message in error.errors.items():
             print(f"error: --{field.replace('_', '-')} {message}", file=sys.stderr)
