@@ -61,10 +61,6 @@ def available_datasets(model_dir: Path) -> list[str]:
                             if name not in BUILTIN]
 
 
-def is_known_dataset(name: str, model_dir: Path) -> bool:
-    return name in available_datasets(model_dir)
-
-
 def load_dataset(name: str, model_dir: Path) -> Dataset:
     """Load data set `name`; raise DatasetUnavailableError, naming the alternatives, if absent."""
     model_dir = Path(model_dir)
