@@ -46,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench_handwriting.py", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--generate-only", action="store_true",
+                       help="make (and cache) the sets, measure nothing")
     which.add_argument("--model", help="measure <model-dir>/<MODEL>.keras")
     which.add_argument("--train-starter", action="store_true",
                        help="train the starter (python -m train --dataset mnist-5k "
@@ -102,11 +104,12 @@ def describe_model(path: Path) -> str:
     name = dataset.get("name", "?") if isinstance(dataset, dict) else dataset
     parts = [f"`{path.stem}`: {meta.get('architecture', '?')} on {name}"]
     train = dataset.get("train") if isinstance(dataset, dict) else None
+    recipe = meta.get("hyperparameters") or {}
     if train:
         parts.append(f"({train:,} training digits")
-        parts[-1] += f", {meta['epochs']} epochs)" if meta.get("epochs") else ")"
-    if meta.get("augment") is not None:
-        parts.append(f"augmentation {'on' if meta['augment'] else 'off'}")
+        parts[-1] += f", {recipe['epochs']} epochs)" if recipe.get("epochs") else ")"
+    if recipe.get("augment") is not None:
+        parts.append(f"augmentation {'on' if recipe['augment'] else 'off'}")
     if meta.get("test_accuracy") is not None:
         parts.append(f"— {meta['test_accuracy']:.2%} on its own test split")
     return " ".join(parts)
@@ -133,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({int(prepared.refused.sum())} refused by the preprocessing)", flush=True)
         prepared_sets.append(prepared)
 
+    if args.generate_only:
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-handwriting-") as scratch:
         if args.train_starter:
             model_path, train_seconds = train_starter(Path(scratch), args.train_seed)

@@ -56,10 +56,14 @@ def cache_path(cache_dir: Path, module, seed: int, source, count: int) -> Path:
 
 
 def thumbnail(data: bytes) -> np.ndarray:
-    """An upload as a THUMBNAIL² RGB picture (aspect kept, on grey)."""
+    """An upload as a THUMBNAIL² RGB picture (aspect kept, on grey), larger side filling it."""
     with Image.open(io.BytesIO(data)) as image:
         picture = image.convert("RGB")
-    picture.thumbnail((THUMBNAIL, THUMBNAIL), Image.Resampling.LANCZOS)
+    scale = THUMBNAIL / max(picture.size)
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    # Small uploads (a 28×28 PNG) are enlarged with hard pixel edges, large ones shrunk smoothly.
+    picture = picture.resize(size, Image.Resampling.NEAREST if scale > 1
+                             else Image.Resampling.LANCZOS)
     sheet = Image.new("RGB", (THUMBNAIL, THUMBNAIL), (128, 128, 128))
     sheet.paste(picture, ((THUMBNAIL - picture.width) // 2, (THUMBNAIL - picture.height) // 2))
     return np.asarray(sheet)
