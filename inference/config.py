@@ -1,4 +1,6 @@
-"""Settings of the inference service, read once from the environment (docs/configuration.md's table).
+"""Settings of the inference service, read once from the environment.
+
+The variables and their defaults are the table in docs/configuration.md.
 
 This is the one place the service reads its environment. gunicorn.conf.py reads gunicorn's own
 settings (HOST, PORT, WEB_CONCURRENCY, INFERENCE_THREADS, LOG_LEVEL), and runtime.py only sets
