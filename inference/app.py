@@ -43,7 +43,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.extensions["model_volume"] = volume
     app.extensions["model_cache"] = cache
 
-    api = errors.Api(app)
+    api = errors.ApiWithOurErrors(app)
     errors.init_app(app, api)
     request_log.init_app(app)
     for blueprint in (predict.blp, models.blp, health.blp):

@@ -76,7 +76,7 @@ def error_response(status: int, code: str, message: str):
     return response
 
 
-class Api(flask_smorest.Api):
+class ApiWithOurErrors(flask_smorest.Api):
     """flask-smorest's Api with our error format for werkzeug's HTTP errors instead of its own."""
 
     ERROR_SCHEMA = ErrorSchema
@@ -102,10 +102,10 @@ def _code_for(exc: HTTPException) -> str:
     return re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
 
 
-def init_app(app: Flask, api: flask_smorest.Api) -> None:
+def init_app(app: Flask, api: ApiWithOurErrors) -> None:
     """Our errors and everything unexpected in the one format (`api` handles werkzeug's)."""
-    if not isinstance(api, Api):
-        raise TypeError("the app's Api must be inference.errors.Api, or werkzeug's errors "
+    if not isinstance(api, ApiWithOurErrors):
+        raise TypeError("the app's Api must be errors.ApiWithOurErrors, or werkzeug's errors "
                         "would come in flask-smorest's format")
 
     @app.errorhandler(ApiError)
