@@ -98,7 +98,7 @@ def test_a_model_copied_in_is_listed_and_used_without_restart(server, volume, se
     assert {answer["model"] for answer in answers} == {"copied-in"}
     assert accuracy(answers, labels) >= 0.9
     # Each worker warms the new default in the background when probed; then it is ready.
-    server.wait_ready("/readyz", timeout=120)
+    server.wait_ready(timeout=120)  # the server polls its ready_path, /readyz
 
 
 def test_a_model_replaced_in_place_serves_the_new_weights_on_the_next_request(
