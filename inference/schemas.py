@@ -11,7 +11,7 @@ import marshmallow as ma
 
 class ModelSchema(ma.Schema):
     class Meta:
-        unknown = ma.INCLUDE  # the training metadata has many more fields (see DESIGN.md)
+        unknown = ma.INCLUDE  # the training metadata has many more fields (see docs/training.md)
 
     name = ma.fields.String(required=True)
     created_at = ma.fields.String(metadata={"description": "ISO 8601 UTC"})

@@ -37,7 +37,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         settings.model_dir, make_executor(settings), on_started=metrics.count_run_started)
 
     api = errors.ApiWithOurErrors(app, spec_kwargs={
-        "info": {"description": "Training runs and models of digits (DESIGN.md, train section)."},
+        "info": {"description": "Training runs and models of digits (docs/api.md, Train)."},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     })
     errors.init_app(app, api)
