@@ -95,24 +95,29 @@ def train_starter(volume: Path, seed: int | None) -> tuple[Path, float]:
 
 
 def describe_model(path: Path) -> str:
-    """'name: cnn on mnist (60,000 train), 99.41% on its test split', from its metadata."""
+    """'`name`: cnn on mnist (60,000 training digits, 8 epochs, augmentation on), 99.41% on its
+    own test split', from the model's metadata."""
     try:
         meta = json.loads(path.with_suffix(".json").read_text())
     except (OSError, ValueError):
-        return path.stem
+        return f"`{path.stem}`"
     dataset = meta.get("dataset") or {}
-    name = dataset.get("name", "?") if isinstance(dataset, dict) else dataset
-    parts = [f"`{path.stem}`: {meta.get('architecture', '?')} on {name}"]
-    train = dataset.get("train") if isinstance(dataset, dict) else None
+    if not isinstance(dataset, dict):
+        dataset = {"name": dataset}
     recipe = meta.get("hyperparameters") or {}
-    if train:
-        parts.append(f"({train:,} training digits")
-        parts[-1] += f", {recipe['epochs']} epochs)" if recipe.get("epochs") else ")"
+    details = []
+    if dataset.get("train"):
+        details.append(f"{dataset['train']:,} training digits")
+    if recipe.get("epochs"):
+        details.append(f"{recipe['epochs']} epochs")
     if recipe.get("augment") is not None:
-        parts.append(f"augmentation {'on' if recipe['augment'] else 'off'}")
+        details.append(f"augmentation {'on' if recipe['augment'] else 'off'}")
+    text = f"`{path.stem}`: {meta.get('architecture', '?')} on {dataset.get('name', '?')}"
+    if details:
+        text += f" ({', '.join(details)})"
     if meta.get("test_accuracy") is not None:
-        parts.append(f"— {meta['test_accuracy']:.2%} on its own test split")
-    return " ".join(parts)
+        text += f", {meta['test_accuracy']:.2%} on its own test split"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,9 +179,10 @@ def main(argv: list[str] | None = None) -> int:
                            else args.model)
     result_body = "\n\n".join([
         f"### {label}",
-        f"Measured {started:%Y-%m-%d %H:%M} UTC. Model {model_text}. Digits from "
-        f"{source.name}. Machine: {os.cpu_count()} cores ({platform.machine()}), load average "
-        f"(1/5/15 min) {load_before} before, {load_after} after.",
+        f"Measured {started:%Y-%m-%d %H:%M} UTC. Model {model_text}. MNIST-based sets from "
+        f"{'the full MNIST' if source.name == 'mnist' else source.name}. Machine: "
+        f"{os.cpu_count()} cores ({platform.machine()}), load average (1/5/15 min) "
+        f"{load_before} before, {load_after} after.",
         table,
     ])
     key = STARTER_NAME if args.train_starter else args.model
