@@ -3,8 +3,8 @@ seed, MNIST source and size, so each run scores exactly the same images without 
 
 Files: `<cache dir>/<set>-v<version>-s<seed>-<source>-n<count>.npz` (default cache dir
 `~/.cache/digits/handwriting`, or `$XDG_CACHE_HOME/digits/handwriting`). Each holds the digest
-of the service's preprocessing code that made it: a cache made by other preprocessing is made
-again.
+of the service's preprocessing code that made it and the file's FORMAT: a set made by other
+preprocessing, or stored another way, is made again.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from PIL import Image
 
 from .service import preprocess_uploads, preprocessing_digest
 
+# What a cache file holds and how (the samples' thumbnails too): a new FORMAT makes every set again.
+FORMAT = 2
 SAMPLES = 8  # uploads kept as pictures, for the sample sheet
 THUMBNAIL = 84
 
@@ -105,7 +107,7 @@ def make(module, source, count: int, seed: int) -> PreparedSet:
 def prepare(module, source, count: int, seed: int, cache_dir: Path | None,
             refresh: bool = False) -> PreparedSet:
     """The set from the cache, or made (and stored) when the cache lacks it or `refresh`."""
-    digest = preprocessing_digest()
+    digest = f"{preprocessing_digest()}-f{FORMAT}"
     path = cache_path(cache_dir, module, seed, source, count) if cache_dir else None
     if path is not None and not refresh:
         found = load(path, module, digest)
