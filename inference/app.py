@@ -11,7 +11,7 @@ from flask import Flask, Request
 from . import errors, metrics, request_log
 from .config import Settings
 from .model_cache import ModelCache
-from .routes import health, models, predict
+from .routes import health, models, predict, v2
 from .volume import ModelVolume, validate_name
 
 
@@ -46,7 +46,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     api = errors.ApiWithOurErrors(app)
     errors.init_app(app, api)
     request_log.init_app(app)
-    for blueprint in (predict.blp, models.blp, health.blp):
+    for blueprint in (predict.blp, models.blp, health.blp, v2.blp):
         api.register_blueprint(blueprint)
 
     if settings.load_default:

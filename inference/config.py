@@ -26,6 +26,8 @@ class Settings:
     # batches for that many milliseconds (0: only what is already waiting).
     batch_window_ms: float | None
     max_batch: int = 32
+    # The most images one Open Inference Protocol (/v2) request may carry.
+    v2_max_batch: int = 64
     # A client that stops sending its body for this long gets a 408 and its thread back.
     body_read_timeout_s: float = 10.0
     # Set by gunicorn.conf.py: the workers' shared folder of Prometheus samples (None: one
@@ -44,6 +46,7 @@ class Settings:
             default_model=env.get("DEFAULT_MODEL") or None,
             batch_window_ms=_batch_window(env.get("BATCH_WINDOW_MS", "off")),
             body_read_timeout_s=float(_positive_int(env, "BODY_READ_TIMEOUT", 10)),
+            v2_max_batch=_positive_int(env, "V2_MAX_BATCH", 64),
             prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 

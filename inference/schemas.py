@@ -53,3 +53,75 @@ class PredictionSchema(ma.Schema):
 class StatusSchema(ma.Schema):
     status = ma.fields.String()
     reason = ma.fields.String()
+
+
+# ---------------------------------------------------------------- Open Inference Protocol (/v2)
+#
+# The protocol's JSON objects, as far as this service reads and writes them (routes/v2.py).
+
+
+class V2ErrorSchema(ma.Schema):
+    """The protocol's error body (not the service's own `{"error": {"code", "message"}}`)."""
+
+    error = ma.fields.String(required=True)
+
+
+class V2ServerMetadataSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+    version = ma.fields.String(required=True)
+    extensions = ma.fields.List(ma.fields.String(), required=True)
+
+
+class V2TensorMetadataSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+    datatype = ma.fields.String(required=True)
+    shape = ma.fields.List(ma.fields.Integer(), required=True,
+                           metadata={"description": "-1: any size"})
+
+
+class V2ModelMetadataSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+    versions = ma.fields.List(ma.fields.String())
+    platform = ma.fields.String(required=True)
+    inputs = ma.fields.List(ma.fields.Nested(V2TensorMetadataSchema), required=True)
+    outputs = ma.fields.List(ma.fields.Nested(V2TensorMetadataSchema), required=True)
+
+
+class V2InputSchema(ma.Schema):
+    name = ma.fields.String(required=True, metadata={"enum": ["input", "image"]})
+    shape = ma.fields.List(ma.fields.Integer(), required=True)
+    datatype = ma.fields.String(required=True, metadata={"enum": ["FP32", "BYTES"]})
+    parameters = ma.fields.Dict(metadata={
+        "description": "binary_data_size: the input's bytes follow the JSON (binary extension)"})
+    data = ma.fields.Raw(metadata={
+        "description": "`input`: numbers in [0, 1], flat or nested; `image`: base64 strings "
+                       "or data URLs of image files"})
+
+
+class V2RequestedOutputSchema(ma.Schema):
+    name = ma.fields.String(required=True, metadata={"enum": ["probabilities", "digit"]})
+    parameters = ma.fields.Dict(metadata={"description": "binary_data: true for binary"})
+
+
+class V2InferRequestSchema(ma.Schema):
+    id = ma.fields.String()
+    parameters = ma.fields.Dict(metadata={
+        "description": "binary_data_output: true for every output in binary"})
+    inputs = ma.fields.List(ma.fields.Nested(V2InputSchema), required=True,
+                            metadata={"description": "exactly one: `input` or `image`"})
+    outputs = ma.fields.List(ma.fields.Nested(V2RequestedOutputSchema))
+
+
+class V2OutputSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+    shape = ma.fields.List(ma.fields.Integer(), required=True)
+    datatype = ma.fields.String(required=True)
+    parameters = ma.fields.Dict()
+    data = ma.fields.List(ma.fields.Raw(), metadata={"description": "flat, row-major"})
+
+
+class V2InferResponseSchema(ma.Schema):
+    model_name = ma.fields.String(required=True)
+    model_version = ma.fields.String()
+    id = ma.fields.String()
+    outputs = ma.fields.List(ma.fields.Nested(V2OutputSchema), required=True)
