@@ -196,6 +196,17 @@ def test_everything_else_under_api_goes_to_inference(proxy, method, path):
     assert answer == {"service": "inference", "method": method, "path": path}
 
 
+V2_ROUTES = [("GET", "/v2"), ("GET", "/v2/health/ready"), ("GET", "/v2/models/a-model"),
+             ("GET", "/v2/models/named.like.an.icon.png/ready"),
+             ("POST", "/v2/models/a-model/infer"), ("POST", "/v2/models/a-model/versions/1/infer")]
+
+
+@pytest.mark.parametrize("method, path", V2_ROUTES)
+def test_open_inference_protocol_routes_go_to_inference_unchanged(proxy, method, path):
+    answer = requests.request(method, proxy + path, json={}, timeout=5).json()
+    assert answer == {"service": "inference", "method": method, "path": path}
+
+
 def test_server_sent_events_pass_through_unbuffered(proxy, stand_ins):
     """The first event arrives while the upstream still holds the stream open."""
     with requests.get(f"{proxy}/api/train/runs/run-1/events", stream=True, timeout=10) as response:
