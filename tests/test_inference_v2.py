@@ -82,9 +82,14 @@ def pixels_input(pixels: np.ndarray, binary: bool = True) -> triton.InferInput:
 # ---------------------------------------------------------------- health and metadata
 
 
-def test_server_is_live_and_ready_and_names_the_binary_extension(client):
+def test_server_is_live_and_ready_and_names_the_binary_extension(client, server):
     assert client.is_server_live()
     assert client.is_server_ready()
+    # The status is the answer; the body is what KServe's own client reads.
+    assert requests.get(server.url("/v2/health/live"), timeout=10).json() == {"live": True}
+    assert requests.get(server.url("/v2/health/ready"), timeout=10).json() == {"ready": True}
+    assert requests.get(server.url(f"/v2/models/{SEED_MODEL_NAME}/ready"), timeout=60).json() \
+        == {"name": SEED_MODEL_NAME, "ready": True}
     metadata = client.get_server_metadata()
     assert metadata["name"] == "digits-inference"
     assert "binary_tensor_data" in metadata["extensions"]
@@ -224,7 +229,7 @@ def test_v2_routes_are_in_openapi_and_in_metrics(server, client, uploads):
             "/v2/models/{name}/ready", "/v2/models/{name}/infer",
             "/v2/models/{name}/versions/{version}/infer"} <= set(paths)
     metrics = requests.get(server.url("/metrics"), timeout=10).text
-    assert 'route="/v2/models/<path:name>/infer"' in metrics
+    assert 'route="/v2/models/<name>/infer"' in metrics
     assert 'inference_http_request_duration_seconds_count{route="/v2/health/ready"}' in metrics
 
 

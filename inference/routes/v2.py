@@ -19,7 +19,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from .. import metrics, v2
-from ..errors import DOMAIN_ERRORS, ApiError
+from ..errors import DOMAIN_ERRORS, ApiError, ErrorSchema
 from ..preprocess import ImageError, preprocess
 from ..request_image import decode_image_string, limit_socket_reads
 from ..schemas import (
@@ -46,8 +46,11 @@ def _json(schema, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _status_only(description: str) -> dict:
-    return {"description": description}
+def _status(field: str, description: str) -> dict:
+    """A health answer: the status says it (200 true, 4xx false); the body says it too, as
+    KServe's own server and its SDK's client expect ({"live": true}...)."""
+    schema = {"type": "object", "properties": {field: {"type": "boolean"}}, "required": [field]}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 ERRORS = {
@@ -64,7 +67,12 @@ MODEL_ERRORS = {status: ERRORS[status] for status in (400, 404, 503)}
 
 
 def _errors(table: dict[int, str]) -> dict:
-    return {str(status): _json(V2ErrorSchema, text) for status, text in table.items()}
+    responses = {str(status): _json(V2ErrorSchema, text) for status, text in table.items()}
+    if 404 in table:  # also a URL that matches no route: the service's own error shape
+        responses["404"] = _json({"oneOf": [V2ErrorSchema, ErrorSchema]},
+                                 table[404] + "; a name with a '/' matches no route: "
+                                 "{\"error\": {\"code\", \"message\"}}")
+    return responses
 
 
 # ---------------------------------------------------------------------- errors
@@ -111,26 +119,28 @@ def server_metadata():
 
 
 @blp.route("/health/live")
-@blp.doc(responses={"200": _status_only("live (no body, as the protocol says)")})
+@blp.doc(responses={"200": _status("live", "live")})
 def server_live():
     """Live: the process answers HTTP."""
-    return Response(status=200)
+    return jsonify({"live": True})
 
 
 @blp.route("/health/ready")
-@blp.doc(responses={"200": _status_only("ready"),
-                    "400": _status_only("not ready yet (/readyz says why)")})
+@blp.doc(responses={"200": _status("ready", "ready"),
+                    "400": _status("ready", "not ready yet (/readyz says why)")})
 def server_ready():
     """Ready: the volume is readable and the default model (if any) is loaded and warmed."""
-    problem = current_app.extensions["model_cache"].readiness_problem()
-    return Response(status=400 if problem else 200)
+    ready = current_app.extensions["model_cache"].readiness_problem() is None
+    response = jsonify({"ready": ready})
+    response.status_code = 200 if ready else 400
+    return response
 
 
 # ---------------------------------------------------------------------- models
 #
-# `path:` so that a name with a slash reaches us and gets the protocol's 400, rather than a
-# routing 404 in the service's own error shape. Werkzeug prefers the rule with more static
-# parts, so ".../ready" and ".../infer" are never taken for part of a name.
+# Plain `<name>` (no slashes): a `path:` name would take GET .../infer for the metadata of a
+# model called "x/infer" (400) instead of the 405 it is. A URL whose name has a slash matches no
+# route, so its 404 is the app's, in the service's own error shape: documented as such.
 
 
 def _model(name: str, version: str | None):
@@ -141,8 +151,8 @@ def _model(name: str, version: str | None):
     return current_app.extensions["model_cache"].get(name)
 
 
-@blp.route("/models/<path:name>", endpoint="model_metadata")
-@blp.route("/models/<path:name>/versions/<version>", endpoint="model_version_metadata")
+@blp.route("/models/<name>", endpoint="model_metadata")
+@blp.route("/models/<name>/versions/<version>", endpoint="model_version_metadata")
 @blp.doc(responses={"200": _json(V2ModelMetadataSchema, "the model's tensors"),
                     **_errors(MODEL_ERRORS)})
 def model_metadata(name: str, version: str | None = None):
@@ -152,14 +162,14 @@ def model_metadata(name: str, version: str | None = None):
     return jsonify(v2.model_metadata(model.name))
 
 
-@blp.route("/models/<path:name>/ready", endpoint="model_ready")
-@blp.route("/models/<path:name>/versions/<version>/ready", endpoint="model_version_ready")
-@blp.doc(responses={"200": _status_only("loaded and warmed (loaded now if it was not)"),
+@blp.route("/models/<name>/ready", endpoint="model_ready")
+@blp.route("/models/<name>/versions/<version>/ready", endpoint="model_version_ready")
+@blp.doc(responses={"200": _status("ready", "loaded and warmed (loaded now if it was not)"),
                     **_errors(MODEL_ERRORS)})
 def model_ready(name: str, version: str | None = None):
     """Model ready: the model is loaded in this worker (it is loaded now if need be)."""
-    _model(name, version)
-    return Response(status=200)
+    model = _model(name, version)
+    return jsonify({"name": model.name, "ready": True})
 
 
 _infer_documented = blp.doc(
@@ -178,8 +188,8 @@ _infer_documented = blp.doc(
 )
 
 
-@blp.route("/models/<path:name>/infer", methods=["POST"], endpoint="infer")
-@blp.route("/models/<path:name>/versions/<version>/infer", methods=["POST"],
+@blp.route("/models/<name>/infer", methods=["POST"], endpoint="infer")
+@blp.route("/models/<name>/versions/<version>/infer", methods=["POST"],
            endpoint="version_infer")
 @_infer_documented
 def infer(name: str, version: str | None = None):
