@@ -11,6 +11,7 @@ import base64
 import io
 import math
 import re
+import tarfile
 
 import pytest
 import requests
@@ -275,6 +276,19 @@ def test_models_table_sorts_and_shows_details(open_page):
     expect(details.locator("#details-title")).to_have_text(SEED_MODEL_NAME)
     expect(page.get_by_test_id("confusion-matrix").locator("tbody td")).to_have_count(100)
     expect(page.get_by_test_id("per-class-accuracy").locator("li")).to_have_count(10)
+
+
+def test_the_export_button_downloads_the_model_as_a_tar_gz(open_page):
+    page = open_page("models")
+    page.get_by_role("button", name=f"Details of {SEED_MODEL_NAME}", exact=True).click()
+    with page.expect_download(timeout=180_000) as started:
+        page.get_by_test_id("model-export").click()
+    download = started.value
+    assert download.suggested_filename == f"{SEED_MODEL_NAME}-savedmodel.tar.gz"
+    with tarfile.open(download.path(), "r:gz") as archive:
+        names = set(archive.getnames())
+    assert {f"{SEED_MODEL_NAME}/config.pbtxt",
+            f"{SEED_MODEL_NAME}/1/model.savedmodel/saved_model.pb"} <= names
 
 
 def test_deleting_a_model_asks_first(open_page, ui_system):

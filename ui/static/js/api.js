@@ -68,6 +68,9 @@ export async function request(path, { method = "GET", json, body, signal, header
 export const api = {
   models: () => request("/api/models"),
   model: (name) => request(`/api/models/${encodeURIComponent(name)}`),
+  // A plain link, not a fetch: the browser downloads the .tar.gz itself.
+  exportUrl: (name, format = "savedmodel") =>
+    `/api/models/${encodeURIComponent(name)}/export?format=${encodeURIComponent(format)}`,
   predictImage: (dataUrl, model, signal) =>
     request("/api/predict", { method: "POST", json: model ? { image: dataUrl, model } : { image: dataUrl }, signal }),
   predictFile: (file, model, signal) => {

@@ -88,6 +88,7 @@ export function initModels() {
     const panel = $("model-details");
     panel.hidden = false;
     $("details-title").textContent = name;
+    $("model-export").href = api.exportUrl(name);
     let model;
     try {
       model = await api.model(name);
