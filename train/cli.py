@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         for field, message in error.errors.items():
             print(f"error: --{field.replace('_', '-')} {message}", file=sys.stderr)
         return 2
+    if args.if_empty:
+        # What a new user sees first from `make run`: why they wait before the page is up.
+        print(f"No model in {model_dir}: training one first, so the page can predict at once.")
     print(f"training {params.architecture} on {params.dataset} for {params.epochs} epochs "
           f"(batch {params.batch_size}, learning rate {params.learning_rate:g}, augment "
           f"{'on' if params.augment else 'off'}) → {model_dir}/{params.name}.keras", flush=True)
