@@ -215,13 +215,80 @@ def test_fuzzing_inference_finds_no_5xx_and_no_answer_outside_the_spec(inference
         path_parameters={"name": SEED_MODEL_NAME}), examples=1)
     for path in ("/api/models", "/healthz", "/readyz", "/metrics"):
         fuzzer.fuzz(schema[path]["GET"], examples=5)
-    fuzzer.probe_undeclared_methods(schema, {"name": SEED_MODEL_NAME})
+    fuzzer.probe_undeclared_methods(schema, {"name": SEED_MODEL_NAME, "version": "1"})
     predicted = fuzzer.statuses[200]
     observed(f"{fuzzer.summary()}; {predicted} answered 200 (predictions and reads validated "
              f"against their schemas) in {time.monotonic() - started:.0f} s")
     fuzzer.assert_clean()
     # The service is still whole: a good prediction after all that.
     assert requests.get(inference.url("/readyz"), timeout=10).status_code == 200
+
+
+# ---------------------------------------------------------------- inference: /v2 (KServe v2)
+
+V2_INFER_PATHS = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
+V2_GET_PATHS = ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}",
+                "/v2/models/{name}/ready", "/v2/models/{name}/versions/{version}",
+                "/v2/models/{name}/versions/{version}/ready")
+V2_OUTPUTS = st.sampled_from([None, [{"name": "digit"}],
+                              [{"name": "probabilities", "parameters": {"binary_data": True}}],
+                              [{"name": "nope"}]])
+
+
+@st.composite
+def v2_pixel_requests(draw) -> dict:
+    """An `input` tensor: values mostly in [0, 1], sometimes a wrong shape, size or datatype."""
+    count = draw(st.integers(0, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    shape = draw(st.sampled_from([[count, 28, 28, 1], [count, 28, 28], [count, 784]]))
+    values = rng.uniform(0, draw(st.sampled_from([1.0, 1.5])), count * 784)
+    data = values.reshape(count, 28, 28, 1).tolist() if draw(st.booleans()) else values.tolist()
+    if draw(st.integers(0, 9)) == 0:
+        data = data[:-1]
+    request = {"inputs": [{"name": "input", "shape": shape, "data": data,
+                           "datatype": draw(st.sampled_from(["FP32", "FP32", "INT64"]))}]}
+    if (outputs := draw(V2_OUTPUTS)) is not None:
+        request["outputs"] = outputs
+    return request
+
+
+@st.composite
+def v2_image_requests(draw) -> dict:
+    """An `image` tensor of 1 to 3 image files as base64 (the fuzzer's own image files)."""
+    files = draw(st.lists(image_files(), min_size=1, max_size=3))
+    data = [base64.b64encode(f).decode() for f in files]
+    request = {"id": "fuzz", "inputs": [{"name": "image", "datatype": "BYTES",
+                                         "shape": [len(data)], "data": data}]}
+    if (outputs := draw(V2_OUTPUTS)) is not None:
+        request["outputs"] = outputs
+    return request
+
+
+@pytest.mark.reliability("Fuzzing", "inference: schemathesis on the /v2 (KServe v2) routes")
+def test_fuzzing_the_open_inference_protocol_routes_finds_no_5xx(inference, observed):
+    """Schema-generated cases, then real tensors: pixel batches and image files."""
+    started = time.monotonic()
+    schema = load_schema(inference)
+    fuzzer = Fuzzer(inference.base_url)
+    model = {"name": SEED_MODEL_NAME, "version": "1"}
+    for path in V2_INFER_PATHS:
+        operation = schema[path]["POST"]
+        fuzzer.fuzz(operation, examples=60)
+        for bodies in (v2_pixel_requests(), v2_image_requests()):
+            fuzzer.run(bodies.flatmap(lambda body, op=operation, path=path: op.as_strategy(
+                body=body, media_type="application/json",
+                path_parameters={k: v for k, v in model.items() if f"{{{k}}}" in path})),
+                examples=50)
+    for path in V2_GET_PATHS:
+        operation = schema[path]["GET"]
+        fuzzer.fuzz(operation, examples=15)
+        if "{name}" in path:
+            fuzzer.run(operation.as_strategy(path_parameters={
+                k: v for k, v in model.items() if f"{{{k}}}" in path}), examples=1)
+    observed(f"{fuzzer.summary()}; {fuzzer.statuses[200]} answered 200 in "
+             f"{time.monotonic() - started:.0f} s")
+    fuzzer.assert_clean()
+    assert requests.get(inference.url("/v2/health/ready"), timeout=10).status_code == 200
 
 
 # ---------------------------------------------------------------- train
