@@ -48,6 +48,18 @@ def read_image_request() -> tuple[bytes, str | None]:
                    "with {\"image\": \"<base64 or data URL>\"}.")
 
 
+def read_raw_body() -> bytes:
+    """The whole body as it came (the /v2 routes' tensors), under the same deadline (408)."""
+    token = _watch_body()
+    try:
+        return request.get_data(cache=False)
+    except (TimeoutError, ClientDisconnected):
+        raise _too_slow() from None
+    finally:
+        if token is not None and body_deadline.deadlines.done(token):
+            raise _too_slow()
+
+
 def _too_slow() -> ApiError:
     return ApiError(408, "request_timeout",
                     "The request body did not arrive in time (or the client went away).")

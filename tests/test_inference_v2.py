@@ -8,6 +8,12 @@ person-like uploads): the same preprocessing, the same model, the same probabili
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.client
+import json
+import select
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -217,6 +223,28 @@ def test_malformed_bodies_get_the_protocols_error(server):
         response = requests.post(url, timeout=30, **kwargs)
         assert response.status_code == status, response.text
         assert isinstance(response.json()["error"], str), response.text
+
+
+def test_a_body_that_trickles_in_is_cut_off_with_408(server):
+    """/api/predict's whole-body deadline holds here too: one byte every 0.2 s never trips the
+    socket's timeout, the deadline (BODY_READ_TIMEOUT + the length at 16 KiB/s) does."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    length, sent = 20_000, 0
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(f"POST /v2/models/{SEED_MODEL_NAME}/infer HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+                     .encode())
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            while sent < length and not select.select([sock], [], [], 0)[0]:
+                sock.sendall(b" ")
+                sent += 1
+                time.sleep(0.2)
+        assert time.monotonic() - started < 60 and sent < length
+        reply = http.client.HTTPResponse(sock)
+        reply.begin()
+        assert reply.status == 408
+        assert "in time" in json.loads(reply.read())["error"]
 
 
 # ---------------------------------------------------------------- around the routes

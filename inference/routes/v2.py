@@ -16,12 +16,12 @@ import logging
 import numpy as np
 from flask import Response, current_app, g, json, jsonify, request
 from flask_smorest import Blueprint
-from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.exceptions import HTTPException
 
 from .. import metrics, v2
 from ..errors import DOMAIN_ERRORS, ApiError, ErrorSchema
 from ..preprocess import ImageError, preprocess
-from ..request_image import decode_image_string, limit_socket_reads
+from ..request_image import decode_image_string, limit_socket_reads, read_raw_body
 from ..schemas import (
     V2ErrorSchema,
     V2InferRequestSchema,
@@ -198,7 +198,8 @@ def infer(name: str, version: str | None = None):
     model = _model(name, version)
     g.model = model.name
     settings = current_app.extensions["inference_settings"]
-    parsed = v2.parse_request(_body(), request.headers.get(v2.HEADER_LENGTH),
+    # The socket timeout and the whole-body deadline of /api/predict: 408 for a slow client.
+    parsed = v2.parse_request(read_raw_body(), request.headers.get(v2.HEADER_LENGTH),
                               settings.v2_max_batch)
     pixels = parsed.pixels if parsed.pixels is not None else _preprocessed(parsed.images)
     # One forward call for the whole batch (not the micro-batcher, which takes single images).
@@ -206,14 +207,6 @@ def infer(name: str, version: str | None = None):
     metrics.PREDICTIONS.labels(model.name).inc(len(pixels))
     response, binary = v2.encode_response(parsed, model.name, probabilities)
     return _respond(response, binary)
-
-
-def _body() -> bytes:
-    try:
-        return request.get_data(cache=False)
-    except (TimeoutError, ClientDisconnected):
-        raise v2.ProtocolError("The request body did not arrive in time (or the client went "
-                               "away).", status=408) from None
 
 
 def _preprocessed(images: list) -> np.ndarray:
