@@ -12,7 +12,7 @@ import numpy as np
 
 from . import pad, strokes
 from .service import upscale
-from .sets import Uploads, image_rng
+from .sets import Uploads, uploads_of
 
 NAME = "drawn"
 VERSION = 1
@@ -59,6 +59,4 @@ def draw(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 
 
 def generate(source, count: int, seed: int) -> Uploads:
-    index = source.pick(count, seed)
-    files = [draw(source.images[i], image_rng(seed, n)) for n, i in enumerate(index)]
-    return Uploads(files, source.labels[index])
+    return uploads_of(source, count, seed, draw)

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from .service import jpeg_bytes, upscale
-from .sets import Uploads, image_rng
+from .sets import Uploads, uploads_of
 
 NAME = "photos"
 VERSION = 1
@@ -83,6 +83,4 @@ def photograph(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 
 
 def generate(source, count: int, seed: int) -> Uploads:
-    index = source.pick(count, seed)
-    files = [photograph(source.images[i], image_rng(seed, n)) for n, i in enumerate(index)]
-    return Uploads(files, source.labels[index])
+    return uploads_of(source, count, seed, photograph)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,3 +24,11 @@ class Uploads:
 def image_rng(seed: int, index: int) -> np.random.Generator:
     """Each image's own random stream: image i is the same whatever the set's size."""
     return np.random.default_rng([seed, index])
+
+
+def uploads_of(source, count: int, seed: int,
+               make_file: Callable[[np.ndarray, np.random.Generator], bytes]) -> Uploads:
+    """`count` digits picked from `source`, each turned into a file by `make_file(digit, rng)`."""
+    index = source.pick(count, seed)
+    files = [make_file(source.images[i], image_rng(seed, n)) for n, i in enumerate(index)]
+    return Uploads(files, source.labels[index])

@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from . import strokes
 from .service import png_bytes, upscale
-from .sets import Uploads, image_rng
+from .sets import Uploads, uploads_of
 
 NAME = "thick"
 VERSION = 1
@@ -38,7 +38,4 @@ def thicken(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def generate(source, count: int, seed: int) -> Uploads:
-    index = source.pick(count, seed)
-    files = [png_bytes(thicken(source.images[i], image_rng(seed, n)))
-             for n, i in enumerate(index)]
-    return Uploads(files, source.labels[index])
+    return uploads_of(source, count, seed, lambda digit, rng: png_bytes(thicken(digit, rng)))
