@@ -306,6 +306,7 @@ control_plane_up() {
         --kubelet-client-key "$pki/apiserver-kubelet-client.key" --kubelet-certificate-authority "$pki/ca.crt" \
         --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
         --service-account-issuer https://kubernetes.default.svc.cluster.local \
+        --kubelet-preferred-address-types InternalIP \
         --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
         --allow-privileged=true --profiling=false --anonymous-auth=false --v=1
     wait_until 120 "kube-apiserver's /readyz" $KUBECTL get --raw /readyz
