@@ -33,6 +33,7 @@ ETCD_PORT=23790
 ETCD_PEER_PORT=23800
 PAUSE_IMAGE=docker.io/library/digits-pause:1
 COREDNS_IMAGE=docker.io/library/digits-coredns:$COREDNS_VERSION
+IMAGE_STORE="$CACHE/containerd-store"
 CTR=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io)
 # The sysctls the kubelet and kube-proxy change: saved at up, restored at down.
 SYSCTLS="vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.conf.all.route_localnet
@@ -191,7 +192,38 @@ host_down() {
         "$K8S_BIN/kube-proxy" --cleanup --v=0 >> "$LOGS/kube-proxy-cleanup.log" 2>&1 || true
         log "kube-proxy --cleanup: its iptables chains removed"
     fi
+    # The kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT), and
+    # anything else named KUBE-* that kube-proxy's cleanup left, when none was there before up.
+    if [ -f "$RUN/kube-chains-before" ] && [ ! -s "$RUN/kube-chains-before" ]; then
+        remove_kube_chains
+    fi
     restore_sysctls
+}
+
+kube_chains() { # every "<command> <table> <chain>" named KUBE-*
+    local cmd table
+    for cmd in iptables ip6tables; do
+        for table in filter nat mangle raw; do
+            "$cmd-save" -t "$table" 2>/dev/null | awk -v c="$cmd" -v t="$table" \
+                '/^:KUBE-/ { print c, t, substr($1, 2) }'
+        done
+    done
+}
+
+remove_kube_chains() {
+    local cmd table chain rule
+    while read -r cmd table chain; do
+        # The rules of other chains that jump to it, then its own rules, then the chain.
+        "$cmd-save" -t "$table" | grep -E -- "^-A [^ ]+ .*-j $chain( |\$)" | grep -v "^-A KUBE-" \
+            | while read -r rule; do
+                # shellcheck disable=SC2086
+                "$cmd" -t "$table" -D ${rule#-A } 2>/dev/null || true
+            done || true
+    done < <(kube_chains)
+    while read -r cmd table chain; do "$cmd" -t "$table" -F "$chain" 2>/dev/null || true; done < <(kube_chains)
+    while read -r cmd table chain; do "$cmd" -t "$table" -X "$chain" 2>/dev/null || true; done < <(kube_chains)
+    if [ -z "$(kube_chains)" ]; then log "removed the kubelet's and kube-proxy's iptables chains (KUBE-*)"
+    else log "warning: KUBE-* chains left: $(kube_chains | tr '\n' ' ')"; fi
 }
 
 # ---------------------------------------------------------------- containerd, images
@@ -201,7 +233,9 @@ containerd_up() {
     mkdir -p "$dir" "$RUN/cni/net.d" "$RUN/cni/ipam"
     cat > "$dir/config.toml" <<EOF
 version = 2
-root = "$dir/root"
+# The image store outlives the cluster (like the binaries, in the cache): the images are
+# imported and unpacked once, not at every cluster-up. Nothing is mounted there.
+root = "$IMAGE_STORE"
 state = "$dir/state"
 [grpc]
   address = "$dir/containerd.sock"
@@ -269,7 +303,7 @@ scratch_image() {
 import_image() {
     local ref=$1 id marker
     id=$(docker image inspect --format '{{.Id}}' "$ref")
-    marker="$RUN/containerd/imported-${ref//[:\/]/-}"
+    marker="$IMAGE_STORE/imported-${ref//[:\/]/-}"
     if [ -f "$marker" ] && [ "$(cat "$marker")" = "$id" ]; then return; fi
     local start=$SECONDS
     docker save "$ref" | "${CTR[@]}" images import --no-unpack - >/dev/null
@@ -436,6 +470,7 @@ up() {
     for sub in $(ls /sys/fs/cgroup); do
         [ -d "/sys/fs/cgroup/$sub/kubepods" ] && echo "$sub" >> "$RUN/kubepods-before"
     done
+    kube_chains > "$RUN/kube-chains-before"
     make_pki
     host_up
     containerd_up
@@ -488,7 +523,8 @@ down() {
         case $ns in cni-*) umount "/var/run/netns/$ns" 2>/dev/null || true; rm -f "/var/run/netns/$ns" ;; esac
     done
     # Mounts under our directory (container roots, shm, kubelet volumes), deepest first.
-    awk -v dir="$RUN/" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
+    awk -v dir="$RUN/" -v store="$IMAGE_STORE/" 'index($2, dir) == 1 || index($2, store) == 1 { print $2 }' \
+        /proc/mounts | sort -r | while read -r m; do
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
     # The kubelet's cgroups (kubepods), unless they were there before.
