@@ -34,7 +34,8 @@ ARTIFACTS = REPO / "test-artifacts"
 collect_ignore = ["containers"]
 # tests/soak/ puts the system under load for minutes: `make soak` runs it, `make test` does not.
 collect_ignore += ["soak"]
-# tests/cluster/ needs the local Kubernetes cluster: `make test-cluster` runs it, `make test` does not.
+# tests/cluster/ needs the local Kubernetes cluster: `make test-cluster` runs it, `make test`
+# does not.
 collect_ignore += ["cluster"]
 
 # The model every inference and page test uses: the default `cnn` recipe (its own defaults, 8
