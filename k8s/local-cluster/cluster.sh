@@ -39,6 +39,10 @@ CTR=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io)
 SYSCTLS="vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.conf.all.route_localnet
  net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
 IPT_COMMENT=digits-cluster
+# Folders outside $RUN that the kubelet, containerd or CNI make when they are missing (fixed
+# paths): removed at down when they were not there at up, deepest first.
+MADE_DIRS="/var/log/pods /var/log/containers /var/run/netns /var/lib/cni/results /var/lib/cni
+ /var/lib/kubelet/device-plugins /var/lib/kubelet"
 
 log() { printf '%s cluster: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -257,6 +261,7 @@ state = "$dir/state"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "$dir/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$RUN/cni/net.d"
@@ -459,11 +464,15 @@ up() {
         [ -x "$bin" ] || die "$bin missing: k8s/local-cluster/build.sh"
     done
     ip link show "$BRIDGE" >/dev/null 2>&1 && die "an interface $BRIDGE exists that this script did not make"
+    for net in "$POD_CIDR" "$SERVICE_CIDR"; do
+        [ -z "$(ip -4 route show to match "${net%/*}" | grep -v '^default')" ] \
+            || die "$net is already routed here ($(ip -4 route show to match "${net%/*}" | grep -v '^default')): change it in cluster.sh"
+    done
     local start=$SECONDS
     mkdir -p "$RUN" "$LOGS"
     ls /var/run/netns 2>/dev/null > "$RUN/netns-before" || true
     # The kubelet writes the containers' logs under /var/log/pods and /var/log/containers.
-    for dir in /var/log/pods /var/log/containers /var/run/netns; do
+    for dir in $MADE_DIRS; do
         [ -d "$dir" ] && echo "$dir" >> "$RUN/dirs-before"
     done
     ls /var/log/pods 2>/dev/null > "$RUN/pod-logs-before" || true
@@ -539,7 +548,11 @@ down() {
         grep -qx "$entry" "$RUN/pod-logs-before" 2>/dev/null || rm -rf "/var/log/pods/$entry"
     done
     find /var/log/containers -maxdepth 1 -xtype l -delete 2>/dev/null || true
-    for dir in /var/log/pods /var/log/containers /var/run/netns; do
+    # CNI's result cache (libcni's /var/lib/cni/results/<network>-<container>-<interface>).
+    rm -f /var/lib/cni/results/digits-* 2>/dev/null || true
+    # The kubelet's device-plugin socket, at a fixed path whatever its --root-dir.
+    [ -f "$RUN/kubelet-config.yaml" ] && rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+    for dir in $MADE_DIRS; do
         grep -qx "$dir" "$RUN/dirs-before" 2>/dev/null || rmdir "$dir" 2>/dev/null || true
     done
     host_down
