@@ -2,7 +2,7 @@
 # Builds the local cluster's components from the Go module proxy with the ordinary `go` client,
 # once per version: ~/.cache/digits/<component>-<version>/bin/. Versions: versions.env; the
 # wrapper modules (go.mod + go.sum, checked in): modules/<component>/.
-#   build.sh [kubernetes|etcd|coredns|pause|kube-network-policies ...]   (default: all)
+#   build.sh [kubernetes|etcd|coredns|pause ...]   (default: all)
 # Builds run under `nice -n 19` with -p=2: the CPU may be shared with other test runs.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -27,11 +27,10 @@ build_module() {
     local start=$SECONDS
     rm -rf "$work" "$out"; mkdir -p "$work" "$out/bin"
     cp "$HERE/modules/$name/go.mod" "$work/"
-    [ -f "$HERE/modules/$name/go.sum" ] && cp "$HERE/modules/$name/go.sum" "$work/"
-    ( cd "$work" && "${NICE[@]}" go build -mod=mod -trimpath -ldflags "-s -w $ldflags" -o "$out/bin/" "$@" )
+    cp "$HERE/modules/$name/go.sum" "$work/"
+    ( cd "$work" && "${NICE[@]}" go build -mod=readonly -trimpath -ldflags "-s -w $ldflags" -o "$out/bin/" "$@" )
     # A module's main package is named after its path's last element: server/v3 gives "server".
     [ ! -f "$out/bin/server" ] || mv "$out/bin/server" "$out/bin/etcd"
-    [ -f "$HERE/modules/$name/go.sum" ] || cp "$work/go.sum" "$out/go.sum"
     echo "$((SECONDS - start))" > "$out/build-seconds"
     touch "$out/.complete"
     log "$name $version: built in $((SECONDS - start)) s"
@@ -55,6 +54,16 @@ K8S_LDFLAGS="-X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION \
  -X k8s.io/component-base/version.gitTreeState=clean \
  -X k8s.io/client-go/pkg/version.gitVersion=v$KUBERNETES_VERSION"
 
+# The wrapper modules must require what versions.env names (a bump changes both, and go.sum).
+check_pin() { # check_pin <module dir> <module path> <version>
+    grep -qE "^require $2 v$3\$|^[[:space:]]$2 => $2 v$3\$" "$HERE/modules/$1/go.mod" \
+        || { echo "build.sh: modules/$1/go.mod does not pin $2 v$3 (versions.env)" >&2; exit 1; }
+}
+check_pin kubernetes k8s.io/kubernetes "$KUBERNETES_VERSION"
+check_pin kubernetes k8s.io/client-go "$KUBERNETES_STAGING_VERSION"
+check_pin etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+check_pin coredns github.com/coredns/coredns "$COREDNS_VERSION"
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(pause etcd kubernetes coredns)
 for target in "${targets[@]}"; do
@@ -66,8 +75,6 @@ for target in "${targets[@]}"; do
                 $K8S_PKG/kube-apiserver $K8S_PKG/kube-controller-manager $K8S_PKG/kube-scheduler \
                 $K8S_PKG/kubelet $K8S_PKG/kube-proxy $K8S_PKG/kubectl ;;
         coredns) build_module coredns "$COREDNS_VERSION" "" github.com/coredns/coredns ;;
-        kube-network-policies) build_module kube-network-policies "$KUBE_NETWORK_POLICIES_VERSION" "" \
-                sigs.k8s.io/kube-network-policies/cmd/kube-network-policies ;;
         *) echo "build.sh: unknown component $target" >&2; exit 2 ;;
     esac
 done
