@@ -243,7 +243,7 @@ cluster-deps: docker-deps ## install containerd, runc, the CNI plugins, iptables
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-cluster-build: ## build etcd, Kubernetes 1.34, CoreDNS and pause with go (cold ~25 min on 2 cores; then cached)
+cluster-build: ## build etcd, Kubernetes 1.34, CoreDNS and pause with go (cold 25-50 min on 2 cores; then cached)
 	$(CLUSTER_DIR)/build.sh
 
 cluster-up: cluster-deps cluster-build ## start the local cluster, import the images, deploy k8s/overlays/local; page on :30080
