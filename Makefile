@@ -230,3 +230,51 @@ bench-train: venv ## train cnn and simple on the full MNIST: per-epoch wall time
 bench-handwriting: venv ## accuracy on handwriting beyond MNIST (drawn, other writers, photos, thick, thin) → docs/handwriting.md
 	$(PY) bench/bench_handwriting.py $(if $(MODEL),--model $(MODEL) --model-dir $(MODEL_DIR),--train-starter) \
 		$(if $(MNIST_NPZ),--mnist-npz $(MNIST_NPZ)) $(BENCH_ARGS)
+
+# ---------------------------------------------------------------- a real cluster on one machine
+# Kubernetes' own components built here from the Go module proxy (k8s/local-cluster/build.sh,
+# cached in ~/.cache/digits/), run as processes with Debian's containerd, runc and CNI plugins;
+# the three images imported into the node's containerd; the project deployed with k8s/overlays/local.
+# docs/local-cluster.md tells how it works and what it costs.
+
+.PHONY: cluster-deps cluster-build cluster-up cluster-down test-cluster
+
+CLUSTER_DIR := k8s/local-cluster
+CLUSTER_KUBECONFIG := /var/lib/digits-cluster/pki/admin.kubeconfig
+CLUSTER_KUBECTL = $(shell . $(CLUSTER_DIR)/versions.env && echo $$HOME/.cache/digits/kubernetes-$$KUBERNETES_VERSION/bin/kubectl) --kubeconfig $(CLUSTER_KUBECONFIG)
+
+cluster-deps: docker-deps ## install containerd, runc, the CNI plugins, iptables and conntrack from Debian when missing
+	@missing=""; \
+	command -v containerd >/dev/null || missing="$$missing containerd"; \
+	command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing="$$missing runc"; \
+	[ -x /usr/lib/cni/bridge ] || missing="$$missing containernetworking-plugins"; \
+	command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
+	command -v conntrack >/dev/null || [ -x /usr/sbin/conntrack ] || missing="$$missing conntrack"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+cluster-build: ## build etcd, Kubernetes 1.34, CoreDNS and pause with go (cold 25-50 min on 2 cores; then cached)
+	$(CLUSTER_DIR)/build.sh
+
+cluster-up: cluster-deps cluster-build ## start the local cluster, import the images, deploy k8s/overlays/local; page on :30080
+	@scripts/offline-base/dockerd.sh start
+	@status=0; \
+	$(MAKE) --no-print-directory images BASE=$(or $(BASE),offline) \
+		&& $(SUDO) $(CLUSTER_DIR)/cluster.sh up || status=$$?; \
+	scripts/offline-base/dockerd.sh stop-if-started; \
+	[ $$status = 0 ] || exit $$status
+	$(MAKE) --no-print-directory deploy OVERLAY=local KUBECTL="$(CLUSTER_KUBECTL)"
+	@echo "digits is up on the local cluster: http://127.0.0.1:30080   (KUBECONFIG=$(CLUSTER_KUBECONFIG); stop: make cluster-down)"
+
+cluster-down: ## stop the local cluster and remove everything it made (processes, bridge, iptables rules, mounts)
+	$(SUDO) $(CLUSTER_DIR)/cluster.sh down
+
+test-cluster: venv ## cluster-up, the tests in tests/cluster/ against it, cluster-down
+	@status=0; \
+	$(MAKE) --no-print-directory cluster-up \
+		&& KUBECONFIG=$(CLUSTER_KUBECONFIG) DIGITS_KUBECTL="$(CLUSTER_KUBECTL)" \
+			$(PY) -m pytest tests/cluster -v -p no:cacheprovider -m cluster || status=$$?; \
+	$(MAKE) --no-print-directory cluster-down || status=$$?; \
+	exit $$status

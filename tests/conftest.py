@@ -31,6 +31,9 @@ ARTIFACTS = REPO / "test-artifacts"
 collect_ignore = ["containers"]
 # tests/soak/ puts the system under load for minutes: `make soak` runs it, `make test` does not.
 collect_ignore += ["soak"]
+# tests/cluster/ needs the local Kubernetes cluster: `make test-cluster` runs it, `make test`
+# does not.
+collect_ignore += ["cluster"]
 
 # The model every inference and page test uses: the default `cnn` recipe (its own defaults, 8
 # epochs, ~40 s on 2 cores) on the packaged mnist-5k, trained once per test session through the

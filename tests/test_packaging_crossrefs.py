@@ -323,6 +323,7 @@ def test_train_may_manage_jobs_and_read_pods_in_its_namespace_only(rendered):
              for resource in rule["resources"]}
     assert rules == {
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+        ("batch", "jobs/status"): {"get"},
         ("", "pods"): {"get", "list", "watch"},
         ("", "pods/log"): {"get"},
     }
