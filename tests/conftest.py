@@ -8,12 +8,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from shared_helpers import wait_for  # noqa: F401 (tests import it from here)
 
 from scripts.launcher import Process, free_port, gunicorn, running, service_env
 
@@ -97,18 +97,6 @@ def log_dir(tmp_path) -> Path:
 
 
 # ---------------------------------------------------------------- shared helpers
-
-
-def wait_for(check, timeout: float, interval: float = 0.2, what: str = "condition"):
-    """Poll `check()` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(interval)
 
 
 def child_pids(parent: int) -> set[int]:

@@ -12,11 +12,13 @@ read with the `kubernetes` client (the one the train service's executor uses) an
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import subprocess
-import time
 from pathlib import Path
+
+from shared_helpers import wait_for as wait_for_condition
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "cluster"
@@ -48,15 +50,8 @@ def kubectl(*args: str, check: bool = True, timeout: float = 60,
     return result
 
 
-def wait_for(check, timeout: float, interval: float = 1.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+# Each poll may ask the API server or kubectl: once a second is enough.
+wait_for = functools.partial(wait_for_condition, interval=1.0)
 
 
 def url(path: str) -> str:

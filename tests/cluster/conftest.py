@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import pytest
 import requests
 from cluster_support import DIGITS_ASKED, KUBECONFIG, save_cluster_state
 from kubernetes import client, config
-
-from train.datasets import load_dataset
+from shared_helpers import base64_png_test_digits
 
 
 @pytest.fixture(scope="session")
@@ -47,16 +44,7 @@ def http() -> requests.Session:
 @pytest.fixture(scope="session")
 def test_digits(tmp_path_factory) -> list[tuple[int, str]]:
     """The first MNIST test digits of mnist-5k's test split, as (label, base64 PNG)."""
-    from PIL import Image
-
-    dataset = load_dataset("mnist-5k", tmp_path_factory.mktemp("unused-volume"))
-    digits = []
-    for image, label in zip(dataset.x_test[:DIGITS_ASKED], dataset.y_test[:DIGITS_ASKED],
-                            strict=True):
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        digits.append((int(label), base64.b64encode(buffer.getvalue()).decode()))
-    return digits
+    return base64_png_test_digits(tmp_path_factory.mktemp("unused-volume"), DIGITS_ASKED)
 
 
 

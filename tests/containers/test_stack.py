@@ -7,14 +7,10 @@ the ui container's nginx, which proxies /api/* to the other two by their service
 
 from __future__ import annotations
 
-import base64
-import io
 import time
 
 import pytest
-from PIL import Image
-
-from train.datasets import load_dataset
+from shared_helpers import base64_png_test_digits
 
 # What compose's seed step trains into an empty volume.
 SEED_MODEL = "starter-cnn-mnist5k"
@@ -27,14 +23,7 @@ DIGITS_ASKED = 50
 @pytest.fixture(scope="module")
 def test_digits(tmp_path_factory) -> list[tuple[int, str]]:
     """The first MNIST test digits of mnist-5k's test split, as (label, base64 PNG)."""
-    dataset = load_dataset("mnist-5k", tmp_path_factory.mktemp("unused-volume"))
-    digits = []
-    for image, label in zip(dataset.x_test[:DIGITS_ASKED], dataset.y_test[:DIGITS_ASKED],
-                            strict=True):
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        digits.append((int(label), base64.b64encode(buffer.getvalue()).decode()))
-    return digits
+    return base64_png_test_digits(tmp_path_factory.mktemp("unused-volume"), DIGITS_ASKED)
 
 
 def share_right(stack, http, digits, model: str | None = None) -> float:
