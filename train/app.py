@@ -6,10 +6,13 @@ import dataclasses
 from collections.abc import Mapping
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from train import errors, metrics, request_log
 from train.config import Settings
 from train.executors import make_executor
+from train.feedback import FeedbackStore
+from train.ratelimit import RateLimiter
 from train.service import TrainingService
 
 API_TITLE = "digits train"
@@ -35,6 +38,13 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.extensions["train.settings"] = settings
     app.extensions["train.service"] = TrainingService(
         settings.model_dir, make_executor(settings), on_started=metrics.count_run_started)
+    app.extensions["train.feedback"] = FeedbackStore(settings.model_dir,
+                                                     settings.feedback_max_samples)
+    app.extensions["train.feedback_limiter"] = RateLimiter(settings.feedback_rate_limit)
+    if settings.trusted_proxies:
+        # The client's address (the feedback rate limit's key) from the proxies' X-Forwarded-For;
+        # believed only when we are told how many proxies stand in front (TRAIN_TRUSTED_PROXIES).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
 
     api = errors.ApiWithOurErrors(app, spec_kwargs={
         "info": {"description": "Training runs and models of digits (docs/api.md, Train)."},
@@ -47,8 +57,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
 
 
 def register_routes(api) -> None:
-    from train.routes import health, legacy, runs
+    from train.routes import evaluate, feedback, health, legacy, runs
 
     api.register_blueprint(runs.blp)
     api.register_blueprint(legacy.blp)
+    api.register_blueprint(feedback.blp)
+    api.register_blueprint(evaluate.blp)
     api.register_blueprint(health.blp)

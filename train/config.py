@@ -16,6 +16,13 @@ from pathlib import Path
 DEFAULT_MODEL_DIR = "./model-volume"
 EXECUTORS = ("local", "kubernetes")
 DEFAULT_STOP_GRACE_SECONDS = 30.0
+# Feedback (docs/feedback.md): the samples kept, the POSTs a client may send per minute, the
+# largest original upload and the largest body of a feedback request (the original in base64,
+# a third larger, plus the 28×28 PNG and the fields).
+DEFAULT_FEEDBACK_MAX_SAMPLES = 10_000
+DEFAULT_FEEDBACK_RATE_LIMIT = 30
+DEFAULT_FEEDBACK_MAX_ORIGINAL_BYTES = 256 * 1024
+DEFAULT_FEEDBACK_MAX_BODY_BYTES = 512 * 1024
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -41,6 +48,14 @@ def number(env: Mapping[str, str], name: str, default: float, kind: type = float
         value = kind(text)
     except ValueError:
         raise ValueError(f"{name}={text!r}: must be a {kind.__name__}") from None
+    return value
+
+
+def at_least(env: Mapping[str, str], name: str, default: int, low: int) -> int:
+    """An integer variable that must be at least `low`; a ValueError naming it otherwise."""
+    value = number(env, name, default, int)
+    if value < low:
+        raise ValueError(f"{name}={value}: must be at least {low}")
     return value
 
 
@@ -96,6 +111,15 @@ class Settings:
     kubernetes: KubernetesSettings | None = None
     # Set by gunicorn.conf.py: every worker's metrics are written there and summed by /metrics.
     metrics_dir: str | None = None
+    feedback_max_samples: int = DEFAULT_FEEDBACK_MAX_SAMPLES
+    # POST /api/feedback per client address per minute; 0 turns the limit off.
+    feedback_rate_limit: int = DEFAULT_FEEDBACK_RATE_LIMIT
+    feedback_max_original_bytes: int = DEFAULT_FEEDBACK_MAX_ORIGINAL_BYTES
+    feedback_max_body_bytes: int = DEFAULT_FEEDBACK_MAX_BODY_BYTES
+    # How many reverse proxies in front of the service to believe about the client's address
+    # (their X-Forwarded-For): 1 behind the page's nginx, 0 when clients reach it directly (a
+    # client could otherwise pick its own address and escape the rate limit).
+    trusted_proxies: int = 0
 
     def __post_init__(self):
         # test_config may give the volume as a string; everything else takes a resolved Path.
@@ -117,4 +141,13 @@ class Settings:
             kubernetes=(KubernetesSettings.from_environment(model_dir, env)
                         if executor == "kubernetes" else None),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            feedback_max_samples=at_least(env, "FEEDBACK_MAX_SAMPLES",
+                                          DEFAULT_FEEDBACK_MAX_SAMPLES, 1),
+            feedback_rate_limit=at_least(env, "FEEDBACK_RATE_LIMIT",
+                                         DEFAULT_FEEDBACK_RATE_LIMIT, 0),
+            feedback_max_original_bytes=at_least(env, "FEEDBACK_MAX_ORIGINAL_BYTES",
+                                                 DEFAULT_FEEDBACK_MAX_ORIGINAL_BYTES, 1024),
+            feedback_max_body_bytes=at_least(env, "FEEDBACK_MAX_BODY_BYTES",
+                                             DEFAULT_FEEDBACK_MAX_BODY_BYTES, 4096),
+            trusted_proxies=at_least(env, "TRAIN_TRUSTED_PROXIES", 0, 0),
         )

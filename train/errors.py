@@ -10,10 +10,11 @@ logged, never a traceback to the client.
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import current_app, jsonify
+from flask import current_app, jsonify, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from train.feedback import FeedbackVolumeFullError, SampleNotFoundError
 from train.params import InvalidParamsError
 from train.service import (
     ActiveRunError,
@@ -95,7 +96,8 @@ class ApiWithOurErrors(Api):
             return error_response(500, "internal_error", "the server failed to answer")
         message = data.get("message") or error.description or error.name
         if error.code == 413:  # the code inference and the page's nginx use too
-            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            # A route may allow more than the app (feedback samples carry the original upload).
+            limit = request.max_content_length or current_app.config.get("MAX_CONTENT_LENGTH")
             return error_response(413, "payload_too_large",
                                   f"The request body is larger than the limit of {limit} bytes.")
         allowed = getattr(error, "valid_methods", None)
@@ -127,6 +129,9 @@ DOMAIN_ERRORS = {
     ModelNotFoundError: lambda error: ApiError(404, "model_not_found", str(error)),
     NoModelError: lambda error: ApiError(404, "no_model",
                                          "there is no model yet: train one first"),
+    SampleNotFoundError: lambda error: ApiError(404, "sample_not_found", str(error)),
+    # 507 Insufficient Storage: the server can't store what it was sent; nothing was kept.
+    FeedbackVolumeFullError: lambda error: ApiError(507, "volume_full", error.strerror),
 }
 
 

@@ -11,16 +11,25 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from train import feedback_data
 from train.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, get_architecture
 from train.datasets import MNIST, MNIST_5K, available_datasets, volume_dataset_names
+from train.feedback import FeedbackStore
 from train.volume import NAME_PATTERN, is_valid_name, model_path
 
 EPOCHS_BOUNDS = (1, 100)
 BATCH_SIZE_BOUNDS = (16, 1024)
 LEARNING_RATE_MAX = 1.0
 LIMIT_MIN = 100
+FEEDBACK_WEIGHT_BOUNDS = (1, 100)
+# How many times each feedback sample is repeated among a base set's digits: measured on 300
+# thick, slanted digits with mnist-5k (docs/training.md, "Training on feedback").
+DEFAULT_FEEDBACK_WEIGHT = 4
+# Training on feedback takes the reviewed samples unless asked: the route that stores them is
+# open, so a sample counts once a person with the train token has looked at it (docs/feedback.md).
+DEFAULT_INCLUDE_UNREVIEWED = False
 FIELDS = ("architecture", "dataset", "epochs", "batch_size", "learning_rate", "limit", "augment",
-          "name")
+          "name", "feedback_weight", "include_unreviewed")
 # The model a new volume is seeded with (`python -m train --starter --if-empty`: `make run`,
 # Compose's `seed`, the k8s `train-default` Job): the default architecture's own recipe on the
 # 5,000 digits shipped with the code, so it needs no download (about a minute on 2 cores).
@@ -45,6 +54,9 @@ class TrainParams:
     limit: int | None
     augment: bool
     name: str
+    # Only with a feedback data set (feedback_data.py); None otherwise.
+    feedback_weight: int | None = None
+    include_unreviewed: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,17 +91,32 @@ def options(model_dir: Path) -> dict:
             for arch in ARCHITECTURES.values()
         ],
         "datasets": [{"name": name, "default": name == default_dataset(model_dir)}
-                     for name in available_datasets(model_dir)],
+                     for name in available_datasets(model_dir)] + feedback_options(model_dir),
         "defaults": {"architecture": DEFAULT_ARCHITECTURE, "dataset": default_dataset(model_dir),
-                     **ARCHITECTURES[DEFAULT_ARCHITECTURE].defaults, "limit": None},
+                     **ARCHITECTURES[DEFAULT_ARCHITECTURE].defaults, "limit": None,
+                     "feedback_weight": DEFAULT_FEEDBACK_WEIGHT,
+                     "include_unreviewed": DEFAULT_INCLUDE_UNREVIEWED},
         "bounds": {
             "epochs": {"min": EPOCHS_BOUNDS[0], "max": EPOCHS_BOUNDS[1]},
             "batch_size": {"min": BATCH_SIZE_BOUNDS[0], "max": BATCH_SIZE_BOUNDS[1]},
             "learning_rate": {"exclusive_min": 0, "max": LEARNING_RATE_MAX},
             "limit": {"min": LIMIT_MIN},
+            "feedback_weight": {"min": FEEDBACK_WEIGHT_BOUNDS[0], "max": FEEDBACK_WEIGHT_BOUNDS[1]},
             "name": {"pattern": NAME_PATTERN.pattern},
         },
     }
+
+
+def feedback_options(model_dir: Path) -> list[dict]:
+    """The feedback data sets, with how many samples there are (reviewed or not) to use."""
+    records = FeedbackStore(model_dir).all()
+    reviewed = sum(1 for record in records if record.get("reviewed"))
+    return [{"name": name, "default": False, "feedback": True, "reviewed": reviewed,
+             "unreviewed": len(records) - reviewed} for name in feedback_data.FEEDBACK_DATASETS]
+
+
+def dataset_names(model_dir: Path) -> list[str]:
+    return [*available_datasets(model_dir), *feedback_data.FEEDBACK_DATASETS]
 
 
 def is_int(value) -> bool:
@@ -123,8 +150,9 @@ def resolve(request: dict, model_dir: Path) -> TrainParams:
     dataset = request.get("dataset")
     if dataset is None:
         dataset = default_dataset(model_dir)
-    if not isinstance(dataset, str) or dataset not in available_datasets(model_dir):
-        errors["dataset"] = f"must be one of {', '.join(available_datasets(model_dir))}"
+    if not isinstance(dataset, str) or dataset not in dataset_names(model_dir):
+        errors["dataset"] = f"must be one of {', '.join(dataset_names(model_dir))}"
+    feedback_weight, include_unreviewed = resolve_feedback(request, dataset, model_dir, errors)
 
     epochs = request.get("epochs", recipe["epochs"])
     check_int(errors, "epochs", epochs, *EPOCHS_BOUNDS)
@@ -159,4 +187,27 @@ def resolve(request: dict, model_dir: Path) -> TrainParams:
         raise InvalidParamsError(errors)
     return TrainParams(architecture=architecture, dataset=dataset, epochs=epochs,
                        batch_size=batch_size, learning_rate=float(learning_rate), limit=limit,
-                       augment=augment, name=name)
+                       augment=augment, name=name, feedback_weight=feedback_weight,
+                       include_unreviewed=include_unreviewed)
+
+
+def resolve_feedback(request: dict, dataset, model_dir: Path, errors: dict) -> tuple:
+    """(feedback_weight, include_unreviewed) for a feedback data set, (None, None) otherwise."""
+    weight = request.get("feedback_weight")
+    include = request.get("include_unreviewed")
+    if not feedback_data.uses_feedback(dataset):
+        for field, value in (("feedback_weight", weight), ("include_unreviewed", include)):
+            if value is not None:
+                errors[field] = "only with a feedback data set (" + \
+                    ", ".join(feedback_data.FEEDBACK_DATASETS) + ")"
+        return None, None
+    weight = DEFAULT_FEEDBACK_WEIGHT if weight is None else weight
+    check_int(errors, "feedback_weight", weight, *FEEDBACK_WEIGHT_BOUNDS)
+    include = DEFAULT_INCLUDE_UNREVIEWED if include is None else include
+    if not isinstance(include, bool):
+        errors["include_unreviewed"] = "must be true or false"
+    elif "dataset" not in errors:
+        problem = feedback_data.problem(dataset, model_dir, include)
+        if problem:
+            errors["dataset"] = problem
+    return weight, include

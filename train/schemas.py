@@ -89,3 +89,76 @@ class StatusSchema(ma.Schema):
     status = ma.fields.String(metadata={"description": "`ok` (alive) or `ready`"})
     executor = ma.fields.String(metadata={"description": "/readyz: local or kubernetes"})
     error = ma.fields.Nested(ErrorDetailSchema)
+
+
+# ---------------------------------------------------------------- feedback (docs/feedback.md)
+
+
+class FeedbackSampleSchema(ma.Schema):
+    id = ma.fields.String(metadata={"description": "24 hex digits, from the image's pixels"})
+    label = ma.fields.Integer(metadata=between(0, 9))
+    predicted = ma.fields.Integer(metadata=between(0, 9))
+    confidence = ma.fields.Float(metadata=between(0, 1))
+    model = ma.fields.String()
+    preprocessing_version = ma.fields.Integer()
+    created_at = ma.fields.String()
+    reviewed = ma.fields.Boolean()
+    reviewed_at = ma.fields.String(allow_none=True)
+    correct = ma.fields.Boolean(metadata={"description": "label == predicted"})
+    split = ma.fields.String(validate=validate.OneOf(["train", "test"]),
+                             metadata={"description": "fixed by a hash of the id"})
+    image_url = ma.fields.String()
+    original_url = ma.fields.String(allow_none=True)
+
+
+class FeedbackSavedSchema(FeedbackSampleSchema):
+    duplicate = ma.fields.Boolean(metadata={
+        "description": "true: this image was stored before; the stored sample, unchanged"})
+
+
+class FeedbackCountsSchema(ma.Schema):
+    total = ma.fields.Integer()
+    wrong = ma.fields.Integer()
+    unreviewed = ma.fields.Integer()
+
+
+class FeedbackListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(FeedbackSampleSchema),
+                           metadata={"description": "newest first"})
+    total = ma.fields.Integer(metadata={"description": "samples matching the filters"})
+    page = ma.fields.Integer()
+    per_page = ma.fields.Integer()
+    counts = ma.fields.Nested(FeedbackCountsSchema, metadata={"description": "over all samples"})
+
+
+class FeedbackQuerySchema(ma.Schema):
+    label = ma.fields.Integer(strict=False, validate=validate.Range(0, 9))
+    model = ma.fields.String(validate=validate.Length(1, 64))
+    wrong = ma.fields.Boolean(metadata={"description": "true: only wrong; false: only right"})
+    reviewed = ma.fields.Boolean()
+    page = ma.fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
+    per_page = ma.fields.Integer(load_default=50, validate=validate.Range(1, 500))
+
+
+class FeedbackExportQuerySchema(ma.Schema):
+    include_unreviewed = ma.fields.Boolean(load_default=False)
+
+
+class EvaluateRequestSchema(ma.Schema):
+    dataset = ma.fields.String(required=True, metadata={
+        "description": "feedback, mnist, mnist-5k or a volume data set: its test split"})
+    include_unreviewed = ma.fields.Boolean(load_default=False, metadata={
+        "description": "feedback: score on unreviewed test samples too"})
+
+
+class EvaluationSchema(ma.Schema):
+    model = ma.fields.String()
+    dataset = ma.fields.String()
+    split = ma.fields.String()
+    size = ma.fields.Integer()
+    accuracy = ma.fields.Float()
+    per_class_accuracy = ma.fields.List(ma.fields.Float(allow_none=True))
+    confusion_matrix = ma.fields.List(ma.fields.List(ma.fields.Integer()))
+    evaluated_at = ma.fields.String()
+    include_unreviewed = ma.fields.Boolean()
+    seconds = ma.fields.Float()

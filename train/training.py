@@ -17,13 +17,25 @@ import numpy as np
 
 from train.architectures import INPUT_SHAPE, get_architecture
 from train.datasets import Dataset, load_dataset
+from train.evaluate import standard_evaluations
+from train.feedback_data import load_with_feedback, uses_feedback
 from train.params import TrainParams
 from train.progress import NullReporter, ProgressCallback, Reporter
+from train.stroke_width import normalise_stroke_width
 from train.timeutil import utc_now_iso
 from train.volume import atomic_target, metadata_path, model_path, sha256_of, write_json_atomic
 
 WARMUP_FRACTION = 0.05
+# Parameters that mean something only with a feedback data set: left out of other models' metadata.
+FEEDBACK_ONLY = ("feedback_weight", "include_unreviewed")
 EVAL_BATCH_SIZE = 1000
+# The inference service's preprocessing version every new model is trained for, written into
+# its metadata as {"preprocessing": {"version": n}}; the service applies that version to the
+# model's uploads (inference/preprocess.py; a model without the field gets version 1). Version
+# 2 ends with stroke_width.normalise_stroke_width on the 28×28 digit, so the training and test
+# digits of a version-2 model go through the same function here (docs/handwriting.md).
+PREPROCESSING_VERSION = 2
+PREPROCESSING_VERSIONS = (1, 2)
 
 
 class TrainingStopped(Exception):  # noqa: N818 - a stop is not an error
@@ -41,6 +53,25 @@ def limited(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
     keep = np.random.default_rng(seed).permutation(len(dataset.y_train))[:limit]
     return Dataset(dataset.name, dataset.x_train[keep], dataset.y_train[keep],
                    dataset.x_test, dataset.y_test)
+
+
+def preprocessed_for(dataset: Dataset, version: int) -> Dataset:
+    """The data set's 28×28 digits as the service's preprocessing `version` would leave them:
+    unchanged for 1; for 2, every training and test digit's stroke width normalised."""
+    if version < 2:
+        return dataset
+    return Dataset(dataset.name, _normalised(dataset.x_train), dataset.y_train,
+                   _normalised(dataset.x_test), dataset.y_test)
+
+
+def _normalised(images: np.ndarray, chunk: int = 5000) -> np.ndarray:
+    """uint8 (N, 28, 28) through normalise_stroke_width; still uint8 (a 2×2 min or max of
+    the digit's own levels is one of them, so nothing is rounded)."""
+    out = np.empty_like(images)
+    for start in range(0, len(images), chunk):
+        part = images[start: start + chunk].astype(np.float32) / 255.0
+        out[start: start + chunk] = np.rint(normalise_stroke_width(part) * 255.0)
+    return out
 
 
 def as_model_input(images: np.ndarray) -> np.ndarray:
@@ -132,9 +163,26 @@ def save_model(model, model_dir: Path, metadata: dict) -> dict:
     return metadata
 
 
+def training_data(params: TrainParams, model_dir: Path) -> tuple[Dataset, dict | None]:
+    """The run's data set (`limit` applied to the digits other than feedback) and, for a
+    feedback data set, what the metadata records about the samples it saw."""
+    if not uses_feedback(params.dataset):
+        return limited(load_dataset(params.dataset, model_dir), params.limit), None
+    return load_with_feedback(params.dataset, model_dir, bool(params.include_unreviewed),
+                              params.feedback_weight or 1,
+                              lambda base: limited(base, params.limit))
+
+
 def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None = None,
-                verbose: int | str = 0, seed: int | None = None) -> dict:
-    """Train as `params` say and save the model; return its metadata."""
+                verbose: int | str = 0, seed: int | None = None,
+                preprocessing_version: int = PREPROCESSING_VERSION) -> dict:
+    """Train as `params` say and save the model; return its metadata.
+
+    `preprocessing_version` pins an older preprocessing (PREPROCESSING_VERSIONS) for
+    comparisons; new models get the newest.
+    """
+    if preprocessing_version not in PREPROCESSING_VERSIONS:
+        raise ValueError(f"unknown preprocessing version {preprocessing_version!r}")
     import keras
     import tensorflow as tf
 
@@ -144,7 +192,8 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
     keras.utils.set_random_seed(seed)
     architecture = get_architecture(params.architecture)
     reporter.set_phase("loading data")
-    dataset = limited(load_dataset(params.dataset, model_dir), params.limit)
+    dataset, feedback = training_data(params, model_dir)
+    dataset = preprocessed_for(dataset, preprocessing_version)
     steps = math.ceil(len(dataset.y_train) / params.batch_size)
 
     model = architecture.build()
@@ -167,15 +216,21 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
         "created_at": utc_now_iso(),
         "architecture": params.architecture,
         "hyperparameters": {key: value for key, value in params.to_dict().items()
-                            if key not in ("name", "architecture", "dataset")}
+                            if key not in ("name", "architecture", "dataset")
+                            and not (key in FEEDBACK_ONLY and value is None)}
         | {"optimizer": "adam", "schedule": architecture.schedule, "seed": seed},
         "dataset": {"name": dataset.name, **dataset.sizes},
         **evaluation(model, dataset),
+        # The same test sets for every model, so the Models view compares like with like.
+        "evaluations": standard_evaluations(model, params.name, model_dir, dataset),
         "history": callback.history,
         "train_seconds": round(train_seconds, 2),
         "parameter_count": int(model.count_params()),
         "input_shape": list(INPUT_SHAPE),
+        "preprocessing": {"version": preprocessing_version},
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
     }
+    if feedback is not None:
+        metadata["feedback"] = feedback
     return save_model(model, model_dir, metadata)
