@@ -178,7 +178,13 @@ TRAIN_ROUTES = [("GET", "/api/train/options"), ("GET", "/api/train/runs?limit=5"
                 ("DELETE", "/api/train/models/some-model"),
                 ("POST", "/api/retrain_model/"), ("POST", "/api/stop_training/"),
                 ("GET", "/api/training_progress/"), ("GET", "/api/check_model_status/"),
-                ("GET", "/api/model_accuracy/")]
+                ("GET", "/api/model_accuracy/"),
+                # Feedback (issue 13): the samples and a model's scores are train's.
+                ("POST", "/api/feedback"), ("GET", "/api/feedback?label=3&wrong=true"),
+                ("GET", "/api/feedback/abc/image"), ("GET", "/api/feedback/abc.png"),
+                ("POST", "/api/feedback/abc/review"), ("DELETE", "/api/feedback/abc"),
+                ("GET", "/api/feedback/export?include_unreviewed=true"),
+                ("POST", "/api/models/a-model/evaluate")]
 INFERENCE_ROUTES = [("GET", "/api/models"), ("GET", "/api/models/a-model"),
                     ("POST", "/api/predict"), ("POST", "/api/drawing/"),
                     ("GET", "/api/no-such-route"), ("GET", "/api/training_progress_x/")]
@@ -229,6 +235,18 @@ def test_a_too_large_upload_gets_413_in_the_api_error_format(proxy):
     error = response.json()["error"]
     assert error["code"] == "payload_too_large"
     assert "4096" in error["message"]
+
+
+def test_a_feedback_sample_may_be_larger_than_an_upload_but_is_bounded(proxy):
+    """Bad input tried: a 600 KB feedback body (its own limit is 512 KiB); a 300 KB one (an
+    original of 256 KiB in base64 takes ~342 KB) passes although MAX_UPLOAD_BYTES is 4 KB here."""
+    response = requests.post(f"{proxy}/api/feedback", data=b"x" * 600_000, timeout=5,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    response = requests.post(f"{proxy}/api/feedback", data=b"x" * 300_000, timeout=5,
+                             headers={"Content-Type": "application/json"})
+    assert response.json() == {"service": "train", "method": "POST", "path": "/api/feedback"}
 
 
 def test_a_service_that_is_down_gives_a_json_error_in_words(tmp_path):
