@@ -52,12 +52,16 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     })
     errors.init_app(app, api)
     request_log.init_app(app)
-    register_routes(api)
+    register_routes(app, api)
     return app
 
 
-def register_routes(api) -> None:
+def register_routes(app: Flask, api) -> None:
     from train.routes import evaluate, feedback, health, legacy, runs
+
+    # Sample ids in URLs are their 24 hex digits: `/api/feedback/export` is never an id.
+    app.url_map.converters["sample_id"] = feedback.SampleIdConverter
+    api.register_converter(feedback.SampleIdConverter, feedback.sample_id_schema)
 
     api.register_blueprint(runs.blp)
     api.register_blueprint(legacy.blp)

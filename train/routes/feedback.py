@@ -12,10 +12,11 @@ import io
 import numpy as np
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
+from werkzeug.routing import BaseConverter
 
 from train.auth import require_token
 from train.errors import ApiError
-from train.feedback import ID_LENGTH, FeedbackStore, counts, public
+from train.feedback import ID_LENGTH, ID_PATTERN, FeedbackStore, counts, public
 from train.feedback_input import FeedbackInputError, digit, read_body
 from train.routes import service, settings
 from train.schemas import (
@@ -55,6 +56,14 @@ REVIEW_REQUEST = {
                              "a new label; left out: the current label is accepted"}},
 }
 PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
+
+
+class SampleIdConverter(BaseConverter):
+    regex = f"[0-9a-f]{{{ID_LENGTH}}}"
+
+
+def sample_id_schema(converter) -> dict:
+    return {"type": "string", "pattern": ID_PATTERN.pattern}
 
 
 def store() -> FeedbackStore:
@@ -151,7 +160,7 @@ def export(query: dict):
         "Content-Disposition": 'attachment; filename="feedback.npz"'})
 
 
-@blp.route("/<sample_id>", methods=["GET"])
+@blp.route("/<sample_id:sample_id>", methods=["GET"])
 @blp.response(200, FeedbackSampleSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 def get_sample(sample_id: str):
@@ -159,7 +168,7 @@ def get_sample(sample_id: str):
     return public(store().require(sample_id))
 
 
-@blp.route("/<sample_id>/image", methods=["GET"])
+@blp.route("/<sample_id:sample_id>/image", methods=["GET"])
 @blp.doc(responses={"200": {"description": "the 28×28 PNG the model saw", "content": PNG}})
 @blp.alt_response(404, schema=ErrorSchema)
 def sample_image(sample_id: str):
@@ -168,7 +177,7 @@ def sample_image(sample_id: str):
                     headers={"Cache-Control": "private, max-age=86400, immutable"})
 
 
-@blp.route("/<sample_id>/original", methods=["GET"])
+@blp.route("/<sample_id:sample_id>/original", methods=["GET"])
 @blp.doc(responses={"200": {"description": "the original upload, with its type", "content": {
     "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
 @blp.alt_response(404, schema=ErrorSchema, description="no such sample, or it has no original")
@@ -180,7 +189,7 @@ def sample_original(sample_id: str):
                              "Content-Disposition": "inline"})
 
 
-@blp.route("/<sample_id>/review", methods=["POST"])
+@blp.route("/<sample_id:sample_id>/review", methods=["POST"])
 @require_token
 @blp.doc(requestBody={"required": False, "content": {"application/json": {
     "schema": REVIEW_REQUEST}}})
@@ -201,7 +210,7 @@ def review_sample(sample_id: str):
     return public(store().review(sample_id, label))
 
 
-@blp.route("/<sample_id>", methods=["DELETE"])
+@blp.route("/<sample_id:sample_id>", methods=["DELETE"])
 @require_token
 @blp.response(204)
 @blp.alt_response(401, schema=ErrorSchema, description="TRAIN_API_TOKEN is set; bearer missing")
