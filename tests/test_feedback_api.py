@@ -362,3 +362,31 @@ def test_fuzzing_the_feedback_routes_finds_no_5xx(train, volume, observed):
                                              "run_id": "none"})
     observed(f"{fuzzer.summary()} in {time.monotonic() - started:.0f} s")
     fuzzer.assert_clean()
+
+
+# ---------------------------------------------------------------- evaluate: refusals
+
+
+def test_evaluate_refuses_clearly_before_any_work(train):
+    """Bad inputs tried: no token, an unknown model, a name with a path, an unknown data set, no
+    data set, the feedback set while no reviewed sample is in its test split (the real scoring:
+    tests/test_feedback_training.py)."""
+    client = Client(train)
+    cases = [("feedback-model", {"dataset": "feedback"}, False, 401, "unauthorized"),
+             ("no-such-model", {"dataset": "feedback"}, True, 404, "model_not_found"),
+             ("..", {"dataset": "feedback"}, True, 404, None),
+             ("feedback-model", {"dataset": "emnist"}, True, 422, "invalid_dataset"),
+             ("feedback-model", {}, True, 422, "invalid_parameters")]
+    for name, body, token, status, code in cases:
+        response = client.request("POST", f"/api/models/{name}/evaluate", token=token, json=body)
+        assert response.status_code == status, (name, body, response.text)
+        assert code is None or response.json()["error"]["code"] == code
+    reviewed_test = [item for item in client.request(
+        "GET", "/api/feedback", params={"reviewed": "true", "per_page": 500}).json()["items"]
+        if item["split"] == "test"]
+    for item in reviewed_test:  # this module's volume: make the reviewed test split empty
+        client.request("DELETE", f"/api/feedback/{item['id']}", token=True)
+    empty = client.request("POST", f"/api/models/{MODEL}/evaluate", token=True,
+                           json={"dataset": "feedback"})
+    assert empty.status_code == 409 and empty.json()["error"]["code"] == "empty_test_set"
+    assert "test split" in empty.json()["error"]["message"]
