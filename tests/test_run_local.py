@@ -1,7 +1,8 @@
 """`make run`'s launcher, scripts/run_local.py, as a user runs it: in the foreground, then SIGTERM
 to its process group (what Ctrl-C or `kill -TERM -PGID` does), and everything is gone.
 
-The empty-volume case trains the quick default model first (about a minute): marked slow.
+The empty-volume case serves first and trains the starter model as a run of the train service
+(about a minute): marked slow.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import ARTIFACTS, REPO, SEED_MODEL_NAME, free_port
+from conftest import ARTIFACTS, REPO, SEED_MODEL_NAME, free_port, wait_for
+
+from train.params import STARTER
 
 # `make run` runs it as a module of the repository (scripts/ is a package).
 LAUNCHER = ("-m", "scripts.run_local")
+STARTER_NAME = STARTER["name"]
 
 
 def start_launcher(model_dir: Path, log_path: Path, ports: dict[str, int] | None = None
@@ -142,19 +146,27 @@ def test_a_busy_port_is_reported_in_words(model_volume):
 
 
 @pytest.mark.slow
-def test_make_run_on_an_empty_volume_trains_a_default_model_first(tmp_path):
+def test_make_run_on_an_empty_volume_serves_while_the_starter_model_trains(tmp_path):
+    """The page is up before the starter model exists; its training is a run the page can
+    show; the model joins the picker's list when it is saved."""
     volume = tmp_path / "empty-volume"
     log_path = ARTIFACTS / "logs" / "run_local-empty.log"
     process, ports = start_launcher(volume, log_path)
     url = f"http://127.0.0.1:{ports['UI_PORT']}"
     try:
-        wait_for_url(process, log_path, url, timeout=600)
-        log = log_path.read_text(errors="replace")
-        # The progress was shown, up to the recipe's last epoch.
-        assert "No model in" in log and re.search(r"Epoch (\d+)/\1\b", log)
-        models = requests.get(url + "/api/models", timeout=30).json()
-        assert [model["name"] for model in models["models"]] == ["starter-cnn-mnist5k"]
-        assert models["models"][0]["test_accuracy"] > 0.9
+        wait_for_url(process, log_path, url, timeout=180)
+        assert requests.get(url + "/", timeout=10).status_code == 200
+        runs = wait_for(lambda: requests.get(url + "/api/train/runs", timeout=10).json()["runs"],
+                        timeout=60, what="the starter's run")
+        assert runs[0]["params"]["name"] == STARTER_NAME
+        models = wait_for(lambda: requests.get(url + "/api/models", timeout=30).json()["models"],
+                          timeout=600, what="the starter model in /api/models")
+        assert [model["name"] for model in models] == [STARTER_NAME]
+        assert models[0]["test_accuracy"] > 0.9
+        log = wait_for(lambda: "saved" in log_path.read_text() and log_path.read_text(),
+                       timeout=30, what="the seeding's last line")
+        assert "No model in" in log and f"saved {STARTER_NAME}" in log
+        assert re.search(r"epoch (\d+)/\1\b", log)  # its progress, up to the last epoch
     finally:
         if process.poll() is None:
             stop_and_check(process, ports, log_path)

@@ -5,7 +5,9 @@ The same code path as a run's job (train.training.train_model), writing `<name>.
 parameters, 1 when training can't happen (e.g. the data set is unavailable).
 
 `--starter --if-empty` is how every deployment seeds a new volume: the starter model
-(params.STARTER), unless the volume already holds a model.
+(params.STARTER), unless the volume already holds a model. With `--service URL` the training is
+a run of that train service instead (train.remote), which is how `make run` seeds: the page is
+up while the starter trains, and shows it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", type=Path,
                    help="the model volume (default: $MODEL_DIR or ./model-volume)")
     p.add_argument("--seed", type=int, help="random seed, for a repeatable run")
+    p.add_argument("--service", metavar="URL",
+                   help="start the training as a run of the train service at URL (e.g. "
+                        "http://127.0.0.1:8001) and follow it, instead of training here; "
+                        "sends $TRAIN_API_TOKEN when set")
     return p
 
 
@@ -77,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         for field, message in error.errors.items():
             print(f"error: --{field.replace('_', '-')} {message}", file=sys.stderr)
         return 2
+    if args.service:
+        return train_as_run(args, model_dir)
     if args.if_empty:
         # What a new user sees first from `make run`: why they wait before the page is up.
         print(f"No model in {model_dir}: training one first, so the page can predict at once.")
@@ -98,4 +106,32 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(f"saved {params.name}: test accuracy {metadata['test_accuracy']:.4f} on "
           f"{metadata['dataset']['test']} digits, {metadata['train_seconds']:.0f} s of training")
+    return 0
+
+
+def train_as_run(args: argparse.Namespace, model_dir: Path) -> int:
+    """Train through the train service's API; the run shows on the page while it trains."""
+    from train.remote import ServiceError, follow_run, start_run
+
+    if args.seed is not None:
+        print("error: --seed works only when training here, not with --service",
+              file=sys.stderr)
+        return 2
+    try:
+        run = start_run(args.service, requested_params(args),
+                        os.environ.get("TRAIN_API_TOKEN") or None)
+        if args.if_empty:
+            print(f"No model in {model_dir}: the starter model is training as run {run['id']};"
+                  " the page shows it (Train view) and can predict once it is saved.",
+                  flush=True)
+        run = follow_run(args.service, run)
+    except ServiceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if run["state"] != "succeeded":
+        print(f"run {run['id']} {run['state']}: {run.get('error') or 'no model written'}",
+              file=sys.stderr)
+        return 1
+    accuracy = run.get("test_accuracy")
+    print(f"saved {run['model']}" + (f": test accuracy {accuracy:.4f}" if accuracy else ""))
     return 0
