@@ -209,6 +209,11 @@ wrk: ## install wrk (the HTTP load generator) from Debian's packages when missin
 bench: venv wrk ## inference under gunicorn vs a seed-style reference server, wrk at concurrency 1 and 8
 	$(PY) bench/bench_inference.py
 
+.PHONY: bench-startup
+# Needs the images (make images) and Docker's engine (make dockerd) for the containers' figures.
+bench-startup: venv system-deps ## seconds until the page, the first prediction and each container answer (empty volume)
+	$(PY) bench/bench_startup.py
+
 .PHONY: soak reliability-report
 # SOAK_SECONDS=60 by default.
 soak: venv system-deps wrk ## soak through nginx: 60 s at 80% of measured capacity (0 errors, RSS +<5%), 50 model reloads
