@@ -156,6 +156,13 @@ class FeedbackStore:
                 records.append(record)
         return sorted(records, key=lambda r: (r.get("created_at", ""), r["id"]), reverse=True)
 
+    def count_records(self) -> int:
+        """How many records there are, from their names alone (cheap: nothing is read)."""
+        if not self.folder.is_dir():
+            return 0
+        return sum(1 for path in self.folder.glob("*.json")
+                   if not path.name.startswith(".") and is_sample_id(path.stem))
+
     def image(self, sample_id: str) -> bytes:
         self.require(sample_id)
         try:
@@ -244,6 +251,8 @@ class FeedbackStore:
 
         Called under the lock. Returns the ids removed.
         """
+        if self.count_records() <= self.max_samples:  # the usual case: no record read
+            return []
         records = self.all()
         excess = len(records) - self.max_samples
         if excess <= 0:
