@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import sys
 
 import numpy as np
 from PIL import Image
@@ -81,7 +80,8 @@ def write_reviewed_samples(model_dir, images: np.ndarray, labels: np.ndarray,
     return ids
 
 
-def measure(model_dir, weights=(1, 4, 16), epochs: int = 4, samples: int = 400) -> list[dict]:
+def measure(model_dir, weights=(1, 4, 16), epochs: int = 4, samples: int = 400,
+            seed: int = 1) -> list[dict]:
     """Train mnist-5k and mnist-5k+feedback (each weight) and score all on the feedback test
     split: the table in docs/training.md."""
     from pathlib import Path
@@ -94,11 +94,12 @@ def measure(model_dir, weights=(1, 4, 16), epochs: int = 4, samples: int = 400) 
     write_reviewed_samples(model_dir, images, labels)
     rows = []
     for dataset, weight in [("mnist-5k", None), *(("mnist-5k+feedback", w) for w in weights)]:
-        request = {"dataset": dataset, "epochs": epochs, "name": f"m-{dataset}-{weight}"}
+        request = {"dataset": dataset, "epochs": epochs,
+                   "name": f"m-{dataset.replace('+', '-')}-{weight}"}
         if weight is not None:
             request["feedback_weight"] = weight
-        metadata = train_model(resolve(request, model_dir), model_dir, seed=1)
-        rows.append({"dataset": dataset, "feedback_weight": weight,
+        metadata = train_model(resolve(request, model_dir), model_dir, seed=seed)
+        rows.append({"dataset": dataset, "feedback_weight": weight, "seed": seed,
                      "feedback_test": metadata["evaluations"]["feedback"]["accuracy"],
                      "feedback_test_size": metadata["evaluations"]["feedback"]["size"],
                      "mnist_5k_test": metadata["test_accuracy"],
@@ -108,7 +109,12 @@ def measure(model_dir, weights=(1, 4, 16), epochs: int = 4, samples: int = 400) 
 
 
 if __name__ == "__main__":
+    import argparse
     import tempfile
 
+    parser = argparse.ArgumentParser(prog="python -m tests.feedback_support")
+    parser.add_argument("weights", nargs="*", type=int, default=[1, 4, 16])
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        measure(folder, weights=tuple(int(w) for w in sys.argv[1:]) or (1, 4, 16))
+        measure(folder, weights=tuple(args.weights), seed=args.seed)
