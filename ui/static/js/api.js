@@ -88,4 +88,26 @@ export const api = {
   runEventsUrl: (id) => `/api/train/runs/${encodeURIComponent(id)}/events`,
   deleteModel: (name) => request(`/api/train/models/${encodeURIComponent(name)}`,
     withToken({ method: "DELETE" })),
+  // Scores a model on a test set (issue 13: "feedback", the person's own handwriting).
+  evaluateModel: (name, dataset) => request(`/api/models/${encodeURIComponent(name)}/evaluate`,
+    withToken({ method: "POST", json: { dataset } })),
+
+  // Feedback: the person's answer to "Right?", kept on the volume as a labelled sample.
+  sendFeedback: (sample) => request("/api/feedback", { method: "POST", json: sample }),
+  feedback: (filters = {}) => {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(filters)) {
+      if (value !== undefined && value !== null && value !== "") query.set(key, String(value));
+    }
+    const text = query.toString();
+    return request(text ? `/api/feedback?${text}` : "/api/feedback");
+  },
+  reviewFeedback: (id, label) => request(`/api/feedback/${encodeURIComponent(id)}/review`,
+    withToken({ method: "POST", json: label === undefined ? {} : { label } })),
+  deleteFeedback: (id) => request(`/api/feedback/${encodeURIComponent(id)}`,
+    withToken({ method: "DELETE" })),
+  feedbackImageUrl: (id) => `/api/feedback/${encodeURIComponent(id)}/image`,
+  // A plain link: the browser downloads feedback.npz itself.
+  feedbackExportUrl: (includeUnreviewed = false) =>
+    includeUnreviewed ? "/api/feedback/export?include_unreviewed=true" : "/api/feedback/export",
 };

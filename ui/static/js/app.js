@@ -1,11 +1,12 @@
-// The page's entry point: three views behind hash links (#predict, #train, #models).
+// The page's entry point: four views behind hash links (#predict, #train, #models, #feedback).
 
 import { refresh } from "./models-store.js";
 import { initPredict } from "./predict.js";
 import { initTrain } from "./train.js";
 import { initModels } from "./models.js";
+import { initFeedback } from "./feedback.js";
 
-const VIEWS = ["predict", "train", "models"];
+const VIEWS = ["predict", "train", "models", "feedback"];
 const viewHooks = {};
 
 function showView(name, { focus = false } = {}) {
@@ -26,6 +27,7 @@ function start() {
   viewHooks.predict = initPredict();
   viewHooks.train = initTrain();
   viewHooks.models = initModels();
+  viewHooks.feedback = initFeedback();
   window.addEventListener("hashchange", () => showView(location.hash.slice(1), { focus: true }));
   showView(location.hash.slice(1));
   refresh();

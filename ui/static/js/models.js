@@ -6,12 +6,16 @@ import { renderBars } from "./bars.js";
 import { historyCharts } from "./charts.js";
 import { bytes, count, datasetName, date, duration, number, parameterCount, percent } from "./format.js";
 import { current, refresh, subscribe } from "./models-store.js";
+import { tokenForm } from "./token-form.js";
+import { commonMnistKey, commonMnistSet, feedbackRank, feedbackScore, mnistRank, mnistScore } from "./scores.js";
 
 const $ = (id) => document.getElementById(id);
 
+// Accuracy sorts compare like with like: scores on the common test set first, then the others.
 const SORT_VALUE = {
   name: (m) => m.name.toLowerCase(),
-  test_accuracy: (m) => m.test_accuracy ?? -1,
+  test_accuracy: (m, key) => mnistRank(m, key),
+  feedback: (m) => feedbackRank(m),
   architecture: (m) => m.architecture || "",
   dataset: (m) => datasetName(m),
   parameters: (m) => parameterCount(m) ?? -1,
@@ -23,6 +27,7 @@ export function initModels() {
   const table = $("models-table");
   let sort = { key: "test_accuracy", descending: true };
   let selected = null;
+  const askToken = tokenForm($("models-token-form"));
 
   subscribe(renderTable);
 
@@ -42,9 +47,12 @@ export function initModels() {
       const on = header.dataset.sort === sort.key;
       header.setAttribute("aria-sort", on ? (sort.descending ? "descending" : "ascending") : "none");
     }
+    const key = commonMnistKey(models);
+    const mnistSet = commonMnistSet(models, key);
+    $("mnist-set").textContent = mnistSet ? `on ${mnistSet}` : "";
     const value = SORT_VALUE[sort.key];
     const rows = [...models].sort((a, b) => {
-      const [x, y] = [value(a), value(b)];
+      const [x, y] = [value(a, key), value(b, key)];
       const order = x < y ? -1 : x > y ? 1 : 0;
       return sort.descending ? -order : order;
     });
@@ -53,7 +61,7 @@ export function initModels() {
     if (!rows.length) {
       const row = body.insertRow();
       const cell = row.insertCell();
-      cell.colSpan = 7;
+      cell.colSpan = 8;
       cell.className = "empty";
       cell.textContent = error ? "–" : "No models yet. Train one in the Train view.";
     }
@@ -69,8 +77,9 @@ export function initModels() {
       button.setAttribute("aria-label", `Details of ${model.name}`);
       button.addEventListener("click", () => showDetails(model.name));
       nameCell.append(button);
+      scoreCell(row, mnistScore(model, key), `Accuracy${mnistSet ? ` (${mnistSet})` : ""}`);
+      feedbackCell(row, model);
       cells(row, [
-        [percent(model.test_accuracy, 2), "Accuracy", "num"],
         [model.architecture || "–", "Architecture"],
         [datasetName(model) || "–", "Data set"],
         [count(parameterCount(model)), "Parameters", "num"],
@@ -79,6 +88,65 @@ export function initModels() {
       ]);
     }
     if (selected && !models.some((model) => model.name === selected)) hideDetails();
+  }
+
+  function scoreCell(row, score, label) {
+    const cell = row.insertCell();
+    cell.className = "num";
+    cell.dataset.label = label;
+    cell.textContent = score ? percent(score.accuracy, 2) : "–";
+    if (score && !score.comparable) {
+      // Not on the set the others are compared on: say which set it is on.
+      const set = document.createElement("span");
+      set.className = "set";
+      set.textContent = ` on ${score.set}`;
+      cell.append(set);
+    }
+  }
+
+  function feedbackCell(row, model) {
+    const cell = row.insertCell();
+    cell.className = "num";
+    cell.dataset.label = "Your handwriting";
+    cell.dataset.testid = "feedback-accuracy";
+    const score = feedbackScore(model);
+    if (score) {
+      cell.textContent = percent(score.accuracy, 2);
+      if (typeof score.size === "number") {
+        const set = document.createElement("span");
+        set.className = "set";
+        set.textContent = ` of ${count(score.size)}`;
+        cell.append(set);
+      }
+      cell.title = `On ${score.set}`;
+      return;
+    }
+    cell.textContent = "– ";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "link score-button";
+    button.textContent = "Score";
+    button.setAttribute("aria-label", `Score ${model.name} on your handwriting`);
+    button.addEventListener("click", () => scoreOnFeedback(model.name, button, cell));
+    cell.append(button);
+  }
+
+  async function scoreOnFeedback(name, button, cell) {
+    button.disabled = true;
+    button.textContent = "Scoring…";
+    try {
+      await api.evaluateModel(name, "feedback");
+      await refresh();
+    } catch (error) {
+      button.disabled = false;
+      button.textContent = "Score";
+      const words = error.status === 401
+        ? askToken(() => scoreOnFeedback(name, button, cell))
+        : `Could not score ${name} on your handwriting: ${error.message}`;
+      $("models-error").textContent = words;
+      $("models-error").hidden = false;
+      cell.title = words;
+    }
   }
 
   // ---------------------------------------------------------------- details
@@ -99,8 +167,13 @@ export function initModels() {
     }
     if (selected !== name) return;
     const p = model.hyperparameters || model.params || {};
+    const models = current().models;
+    const key = commonMnistKey(models.length ? models : [model]);
+    const mnist = mnistScore(model, key);
+    const yours = feedbackScore(model);
     facts([
-      ["Test accuracy", percent(model.test_accuracy, 2)],
+      [mnist ? `Accuracy on ${mnist.set}` : "Test accuracy", mnist ? percent(mnist.accuracy, 2) : "–"],
+      [yours ? `Accuracy on ${yours.set}` : "Accuracy on your handwriting", yours ? percent(yours.accuracy, 2) : "not scored yet"],
       ["Test loss", number(model.test_loss)],
       ["Architecture", model.architecture || "–"],
       ["Data set", datasetName(model) || "–"],
