@@ -5,6 +5,7 @@ import { initPredict } from "./predict.js";
 import { initTrain } from "./train.js";
 import { initModels } from "./models.js";
 import { initFeedback } from "./feedback.js";
+import { initFirstModel } from "./first-model.js";
 
 const VIEWS = ["predict", "train", "models", "feedback"];
 const viewHooks = {};
@@ -28,6 +29,7 @@ function start() {
   viewHooks.train = initTrain();
   viewHooks.models = initModels();
   viewHooks.feedback = initFeedback();
+  initFirstModel(document.getElementById("model-waiting"));
   window.addEventListener("hashchange", () => showView(location.hash.slice(1), { focus: true }));
   showView(location.hash.slice(1));
   refresh();
