@@ -387,7 +387,8 @@ def test_fuzzing_train_finds_no_5xx_and_no_answer_outside_the_spec(train, train_
     for operation in operations:
         if operation.method.upper() != "GET" and operation.path != "/api/stop_training/":
             fuzzer.fuzz(operation, examples=40, headers=BEARER)
-    fuzzer.probe_undeclared_methods(schema, {"run_id": finished["id"], "name": "none"})
+    fuzzer.probe_undeclared_methods(schema, {"run_id": finished["id"], "name": "none",
+                                             "sample_id": "0" * 24})
     # Last: stop the active run through the earlier API, then end its frozen job.
     fuzzer.fuzz(schema["/api/stop_training/"]["POST"], examples=1, headers=BEARER,
                 modes=(GenerationMode.POSITIVE,))
