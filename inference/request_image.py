@@ -1,8 +1,12 @@
-"""The image and the model name out of a prediction request, read within time limits.
+"""The images and the model name out of a prediction request, read within time limits.
 
-Two ways in: multipart/form-data with a file field `image` (or a base64 form field), or JSON
-`{"image": "<base64 or data URL>", "model": "..."}`. Transport encodings (base64, URL-safe
-base64, data URLs) are undone here, so preprocess.py only ever sees the image file's bytes.
+Three ways in: multipart/form-data with a file field `image` (or a base64 form field), JSON
+`{"image": "<base64 or data URL>", "model": "..."}`, or the image file itself as the body
+(`Content-Type: image/png`, `image/jpeg`..., the model in the query: `?model=name`).
+A batch (read_predict_request): JSON `{"images": [...]}`, or several multipart `image` parts
+(or parts named `images`), at most BATCH_MAX_IMAGES; an image that can't be read is an error in
+its place, not a failed request. Transport encodings (base64, URL-safe base64, data URLs) are
+undone here, so preprocess.py only ever sees the image file's bytes.
 
 A client that stops sending its body, or trickles it in, must not hold a gunicorn thread: the
 socket gets a read timeout and the whole body a deadline (body_deadline.py); either ends in 408.
@@ -11,6 +15,7 @@ socket gets a read timeout and the whole body a deadline (body_deadline.py); eit
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 from flask import current_app, request
 from werkzeug.exceptions import ClientDisconnected
@@ -28,14 +33,45 @@ def limit_socket_reads() -> None:
         sock.settimeout(current_app.config["BODY_READ_TIMEOUT_S"])
 
 
+# The most images one /api/predict batch may carry (docs/api.md).
+BATCH_MAX_IMAGES = 64
+
+
+@dataclass
+class PredictRequest:
+    """What a prediction request asks for: one image, or a batch of them in order.
+
+    In a batch, an image that could not be read (bad base64, not a string) is the ApiError in
+    its place: it gets its own error in the answer, the others are still predicted.
+    """
+
+    images: list[bytes | ApiError]
+    model: str | None
+    batch: bool
+
+
 def read_image_request() -> tuple[bytes, str | None]:
-    """The image bytes and the optional model name, from multipart or JSON."""
+    """The image bytes and the optional model name, from multipart, JSON or a raw image body.
+
+    A batch is refused here (the earlier API's /api/drawing/ takes one image).
+    """
+    wanted = read_predict_request()
+    if wanted.batch:
+        raise ApiError(400, "batch_not_supported",
+                       "This route takes one image; send batches to /api/predict.")
+    return wanted.images[0], wanted.model
+
+
+def read_predict_request() -> PredictRequest:
+    """One image or a batch, and the optional model name, from multipart, JSON or a raw body."""
     token = _watch_body()
     try:
         if request.mimetype == "multipart/form-data":
             return _read_multipart()
         if request.is_json:
             return _read_json()
+        if request.mimetype.startswith("image/"):
+            return _read_raw_image()
     except (TimeoutError, ClientDisconnected):
         # Werkzeug reports a socket timeout while reading the body as a disconnection.
         raise _too_slow() from None
@@ -44,8 +80,9 @@ def read_image_request() -> tuple[bytes, str | None]:
         if token is not None and body_deadline.deadlines.done(token):
             raise _too_slow()
     raise ApiError(415, "unsupported_content_type",
-                   "Send multipart/form-data with a file field 'image', or application/json "
-                   "with {\"image\": \"<base64 or data URL>\"}.")
+                   "Send multipart/form-data with a file field 'image', application/json "
+                   "with {\"image\": \"<base64 or data URL>\"} (or {\"images\": [...]}), or "
+                   "the image file itself with Content-Type image/png, image/jpeg...")
 
 
 def read_raw_body() -> bytes:
@@ -76,26 +113,63 @@ def _watch_body() -> int | None:
         sock, body_deadline.seconds_for(length, current_app.config["BODY_READ_TIMEOUT_S"]))
 
 
-def _read_multipart() -> tuple[bytes, str | None]:
-    upload = request.files.get("image")
-    if upload is not None:
-        data = upload.read()
+def _read_multipart() -> PredictRequest:
+    files = request.files
+    uploads = files.getlist("image") + files.getlist("images")
+    model = _model_name(request.form.get("model"))
+    if len(uploads) > 1 or "images" in files:
+        _check_batch_size(len(uploads))
+        return PredictRequest([upload.read() for upload in uploads], model, batch=True)
+    if uploads:
+        data = uploads[0].read()
     elif request.form.get("image"):
         data = decode_image_string(request.form["image"])
     else:
         raise ApiError(400, "missing_image", "The form has no file field 'image'.")
-    return data, _model_name(request.form.get("model"))
+    return PredictRequest([data], model, batch=False)
 
 
-def _read_json() -> tuple[bytes, str | None]:
+def _read_json() -> PredictRequest:
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_json", "The body is not a JSON object.")
+    model = _model_name(payload.get("model"))
+    if "images" in payload:
+        images = payload["images"]
+        if not isinstance(images, list) or not images:
+            raise ApiError(400, "invalid_images",
+                           "'images' must be a non-empty list of base64 strings or data URLs.")
+        _check_batch_size(len(images))
+        return PredictRequest([_batch_image(image) for image in images], model, batch=True)
     image = payload.get("image")
     if not isinstance(image, str) or not image:
         raise ApiError(400, "missing_image",
                        "The JSON has no 'image' string (base64 or a data URL).")
-    return decode_image_string(image), _model_name(payload.get("model"))
+    return PredictRequest([decode_image_string(image)], model, batch=False)
+
+
+def _read_raw_image() -> PredictRequest:
+    """The body is the image file itself (Content-Type image/*); the model in the query."""
+    data = request.get_data(cache=False)
+    if not data:
+        raise ApiError(400, "empty_image", "The image is empty.")
+    return PredictRequest([data], _model_name(request.args.get("model")), batch=False)
+
+
+def _check_batch_size(count: int) -> None:
+    if count > BATCH_MAX_IMAGES:
+        raise ApiError(400, "too_many_images",
+                       f"A batch holds at most {BATCH_MAX_IMAGES} images, not {count}.")
+
+
+def _batch_image(value) -> bytes | ApiError:
+    if not isinstance(value, str) or not value:
+        return ApiError(400, "missing_image",
+                        "Each entry of 'images' must be a base64 string or a data URL.")
+    try:
+        return decode_image_string(value)
+    except ApiError as exc:
+        return exc
 
 
 def _model_name(value) -> str | None:

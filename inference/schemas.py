@@ -50,6 +50,34 @@ class PredictionSchema(ma.Schema):
         "description": "the 28×28 image the model saw, as a PNG data URL"})
 
 
+class PredictBatchJsonSchema(ma.Schema):
+    images = ma.fields.List(ma.fields.String(), required=True, metadata={
+        "description": "1 to 64 image files, each as base64 or a data URL"})
+    model = ma.fields.String(metadata={"description": "a model name; default: the default model"})
+
+
+class BatchErrorBodySchema(ma.Schema):
+    code = ma.fields.String(metadata={"description": "stable snake_case error code"})
+    message = ma.fields.String(metadata={"description": "what went wrong, for people"})
+
+
+class BatchItemSchema(ma.Schema):
+    """One image's answer in a batch: its prediction, or `error` instead."""
+
+    digit = ma.fields.Integer(metadata={"description": "0 to 9"})
+    confidence = ma.fields.Float()
+    probabilities = ma.fields.List(ma.fields.Float())
+    preprocessed = ma.fields.String()
+    error = ma.fields.Nested(BatchErrorBodySchema, metadata={
+        "description": "instead of the prediction, for an image that can't be read"})
+
+
+class BatchPredictionSchema(ma.Schema):
+    model = ma.fields.String()
+    predictions = ma.fields.List(ma.fields.Nested(BatchItemSchema), metadata={
+        "description": "one per image, in the order sent"})
+
+
 class StatusSchema(ma.Schema):
     status = ma.fields.String()
     reason = ma.fields.String()

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 from flask import current_app, g, jsonify
 from flask_smorest import Blueprint
 
 from .. import metrics
-from ..errors import ErrorSchema
-from ..preprocess import preprocess
-from ..request_image import limit_socket_reads, read_image_request
-from ..schemas import PredictionSchema, PredictJsonSchema, PredictMultipartSchema
+from ..errors import ApiError, ErrorSchema
+from ..preprocess import ImageError, preprocess
+from ..request_image import limit_socket_reads, read_image_request, read_predict_request
+from ..schemas import (
+    BatchPredictionSchema,
+    PredictBatchJsonSchema,
+    PredictionSchema,
+    PredictJsonSchema,
+    PredictMultipartSchema,
+)
 
 blp = Blueprint("predict", __name__, description="Recognise a digit")
 
@@ -17,7 +24,8 @@ REQUEST_BODY = {
     "required": True,
     "content": {
         "multipart/form-data": {"schema": PredictMultipartSchema},
-        "application/json": {"schema": PredictJsonSchema},
+        "application/json": {"schema": {"oneOf": [PredictJsonSchema, PredictBatchJsonSchema]}},
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
     },
 }
 ERRORS = {
@@ -39,7 +47,9 @@ def _json(schema, description: str) -> dict:
 # in another call layer, and this is the hot path.
 _documented = blp.doc(
     requestBody=REQUEST_BODY,
-    responses={"200": _json(PredictionSchema, "the digit, how sure, and what the model saw"),
+    responses={"200": _json({"oneOf": [PredictionSchema, BatchPredictionSchema]},
+                            "the digit, how sure, and what the model saw; for a batch, "
+                            "`predictions` in the order of the images"),
                **{str(status): _json(ErrorSchema, text) for status, text in ERRORS.items()}},
 )
 
@@ -47,8 +57,12 @@ _documented = blp.doc(
 @blp.route("/api/predict", methods=["POST"])
 @_documented
 def predict():
-    """Predict the digit in an image (multipart file `image`, or JSON with base64 `image`)."""
-    return _answer(*read_image_request())
+    """Predict the digit in an image (multipart file `image`, JSON with base64 `image`, or the
+    image file as the body), or in a batch of images (JSON `images`, several `image` parts)."""
+    wanted = read_predict_request()
+    if wanted.batch:
+        return _answer_batch(wanted.images, wanted.model)
+    return _answer(wanted.images[0], wanted.model)
 
 
 @blp.route("/api/drawing/", methods=["POST"])
@@ -78,3 +92,31 @@ def _answer(data: bytes, model_name: str | None):
         "probabilities": [float(p) for p in probabilities],
         "preprocessed": prepared.png_data_url(),
     })
+
+
+def _answer_batch(images: list, model_name: str | None):
+    """One forward call for every image that could be read; an error in place of the others."""
+    model = current_app.extensions["model_cache"].get(model_name)
+    g.model = model.name
+    prepared, errors = [], {}
+    for index, data in enumerate(images):
+        try:
+            if isinstance(data, ApiError):
+                raise data
+            prepared.append((index, preprocess(data)))
+        except (ApiError, ImageError) as exc:
+            errors[index] = {"error": {"code": exc.code, "message": exc.message}}
+    answers: dict[int, dict] = dict(errors)
+    if prepared:
+        rows = model.forward(np.stack([item.image for _, item in prepared]))
+        for (index, item), probabilities in zip(prepared, rows, strict=True):
+            digit = int(probabilities.argmax())
+            answers[index] = {
+                "digit": digit,
+                "confidence": float(probabilities[digit]),
+                "probabilities": [float(p) for p in probabilities],
+                "preprocessed": item.png_data_url(),
+            }
+        metrics.PREDICTIONS.labels(model.name).inc(len(prepared))
+    return jsonify({"model": model.name,
+                    "predictions": [answers[index] for index in range(len(images))]})
