@@ -20,7 +20,7 @@ DEFAULT_STOP_GRACE_SECONDS = 30.0
 # largest original upload and the largest body of a feedback request (the original in base64,
 # a third larger, plus the 28×28 PNG and the fields).
 DEFAULT_FEEDBACK_MAX_SAMPLES = 10_000
-DEFAULT_FEEDBACK_RATE_LIMIT = 30
+DEFAULT_FEEDBACK_RATE_LIMIT = 60
 DEFAULT_FEEDBACK_MAX_ORIGINAL_BYTES = 256 * 1024
 DEFAULT_FEEDBACK_MAX_BODY_BYTES = 512 * 1024
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

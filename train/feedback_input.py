@@ -121,7 +121,9 @@ def read_fields(body: dict, known_models: list[str]) -> dict:
         raise FeedbackInputError(422, "invalid_model", "`model` must be a model's name")
     if model not in known_models:
         raise FeedbackInputError(404, "unknown_model", f"there is no model {model!r}")
-    version = body.get("preprocessing_version", 1)
+    # Absent or null: 1, the version of every model older than versions.
+    version = body.get("preprocessing_version")
+    version = 1 if version is None else version
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise FeedbackInputError(422, "invalid_preprocessing_version",
                                  "`preprocessing_version` must be an integer of at least 1")

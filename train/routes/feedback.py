@@ -47,7 +47,8 @@ SAMPLE_REQUEST = {
                       "description": "the digit the model said"},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         "model": {"type": "string", "description": "the name of a model on the volume"},
-        "preprocessing_version": {"type": "integer", "minimum": 1, "default": 1},
+        "preprocessing_version": {"type": "integer", "minimum": 1, "default": 1,
+                                  "nullable": True},
     },
 }
 REVIEW_REQUEST = {
