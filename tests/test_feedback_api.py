@@ -390,3 +390,22 @@ def test_evaluate_refuses_clearly_before_any_work(train):
                            json={"dataset": "feedback"})
     assert empty.status_code == 409 and empty.json()["error"]["code"] == "empty_test_set"
     assert "test split" in empty.json()["error"]["message"]
+
+
+def test_the_store_s_cached_listing_follows_every_change(tmp_path):
+    """The listing is kept while the folder's mtime stands; a review, a delete or an add (each a
+    rename or unlink in the folder) is seen at once, also right after a listing was kept."""
+    from train.feedback import FeedbackStore
+
+    store = FeedbackStore(tmp_path)
+    fields = {"label": 1, "predicted": 2, "confidence": 0.5, "model": "m",
+              "preprocessing_version": 1}
+    first = store.add(next(PIXELS), fields, None).sample["id"]
+    time.sleep(1.1)  # older than the racy second: this listing is kept
+    assert [r["reviewed"] for r in store.all()] == [False] and store.cache is not None
+    store.review(first, 7)
+    assert [(r["reviewed"], r["label"]) for r in store.all()] == [(True, 7)]
+    second = store.add(next(PIXELS), fields, None).sample["id"]
+    assert {r["id"] for r in store.all()} == {first, second}
+    store.delete(first)
+    assert [r["id"] for r in store.all()] == [second]

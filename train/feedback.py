@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import io
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ FEEDBACK_FOLDER = "feedback"
 ID_LENGTH = 24
 ID_PATTERN = re.compile(rf"^[0-9a-f]{{{ID_LENGTH}}}$")
 TEST_PERCENT = 20
+RACY_NS = 1_000_000_000
 IMAGE_SIDE = 28
 # The record's fields kept on disk; `correct`, `split` and the URLs are derived when shown.
 RECORD_FIELDS = ("id", "label", "predicted", "confidence", "model", "preprocessing_version",
@@ -106,6 +108,8 @@ class FeedbackStore:
     def __init__(self, model_dir: Path, max_samples: int = 10_000):
         self.folder = feedback_dir(model_dir)
         self.max_samples = max_samples
+        # (the folder's mtime, its records newest first): see all().
+        self.cache: tuple[int, list[dict]] | None = None
 
     # ------------------------------------------------------------------ files
 
@@ -144,9 +148,26 @@ class FeedbackStore:
         return record
 
     def all(self) -> list[dict]:
-        """Every sample's record, newest first (dot-files are temporaries, never records)."""
-        if not self.folder.is_dir():
+        """Every sample's record, newest first (dot-files are temporaries, never records).
+
+        Reading 10,000 records takes a second or two, so the list is kept while the folder's
+        mtime stays the same: every change is a rename or an unlink in the folder, which sets it.
+        A listing made less than a second after the last change is not kept, since two changes
+        within one tick of the file system's clock would leave the same mtime (git's "racy" rule).
+        """
+        try:
+            changed = self.folder.stat().st_mtime_ns
+        except FileNotFoundError:
             return []
+        cached = self.cache
+        if cached is not None and cached[0] == changed:
+            return list(cached[1])
+        records = self.read_all()
+        if time.time_ns() - changed > RACY_NS:
+            self.cache = (changed, records)
+        return list(records)
+
+    def read_all(self) -> list[dict]:
         records = []
         for path in self.folder.glob("*.json"):
             if path.name.startswith(".") or not is_sample_id(path.stem):
