@@ -116,8 +116,8 @@ export function initPredict() {
     }
     const names = models.map((model) => model.name);
     select.value = names.includes(keep) ? keep : names.includes(defaultName) ? defaultName : names[0];
-    $("model-hint").textContent = "Name, accuracy on MNIST's test digits and on your handwriting "
-      + "(once scored in the Models view), date. The default model is preselected.";
+    $("model-hint").textContent = "Name, accuracy on MNIST's test digits, on your handwriting "
+      + "(once scored), date. The default model is preselected.";
   }
   select.addEventListener("change", () => {
     userPicked = true;
