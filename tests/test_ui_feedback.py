@@ -24,6 +24,7 @@ from shared_helpers import base64_png_test_digits
 from test_ui_browser import (
     PREDICT_TIMEOUT,
     draw_closed_loop,
+    draw_path,
     draw_vertical_stroke,
     png_bytes,
     wait_for_models,
@@ -196,12 +197,37 @@ def test_enter_confirms_but_keys_typed_into_a_control_are_left_alone(open_page, 
     assert (newest["label"], newest["predicted"], newest["correct"]) == (0, 0, True)
     assert len(samples(ui_system)) == before + 1
 
-    # A second answer for the same result is not possible; the setting is remembered.
+    # A second answer for the same result is not possible.
     page.keyboard.press("2")
     assert len(samples(ui_system)) == before + 1
+    # The same drawing again is the same image: stored once, and the page says so.
+    page.get_by_test_id("clear-button").click()
+    draw_closed_loop(page)
+    expect(feedback_row(page)).to_be_visible(timeout=PREDICT_TIMEOUT)
+    page.get_by_role("button", name="Right", exact=True).click()
+    expect(page.get_by_test_id("feedback-status")).to_have_text("Thanks — already saved.")
+    assert len(samples(ui_system)) == before + 1
+    # The setting is remembered.
     page.reload()
     wait_for_models(page)
     expect(page.get_by_test_id("clear-after-feedback")).not_to_be_checked()
+
+
+def test_a_refused_answer_is_said_in_words_and_can_be_given_again(open_page):
+    """The volume full (507, as the service answers it): the service's message, buttons back."""
+    page = open_page("predict")
+    wait_for_models(page)
+    open_page.expect_failed_request("/api/feedback", "507")
+    full = {"error": {"code": "volume_full", "message": "The model volume is full; nothing was "
+                      "stored."}}
+    page.route("**/api/feedback", lambda route: route.fulfill(status=507, json=full))
+    draw_path(page, [(0.3 + 0.4 * i / 10, 0.2 + 0.6 * i / 10) for i in range(11)])
+    expect(feedback_row(page)).to_be_visible(timeout=PREDICT_TIMEOUT)
+    page.get_by_role("button", name="It was 3", exact=True).click()
+    status = page.get_by_test_id("feedback-status")
+    expect(status).to_have_text("Not saved: The model volume is full; nothing was stored.")
+    expect(page.get_by_role("button", name="It was 3", exact=True)).to_be_enabled()
+    expect(page.get_by_test_id("result-digit")).to_be_visible()  # the pad was not cleared
 
 
 # ------------------------------------------------------------------ uploads, phones, touch
