@@ -342,3 +342,25 @@ def test_scoring_a_model_on_your_handwriting(open_page, ui_system, tmp_path):
     page.get_by_role("button", name="Use the token").click()
     expect(row.get_by_test_id("feedback-accuracy")).to_have_text(re.compile(r"^\d+\.\d\d% of 5"),
                                                                  timeout=180_000)
+
+
+# ------------------------------------------------------------------ the docs' screenshot
+
+
+def test_screenshot_of_the_predict_view_asking_right(open_page, ui_system):
+    """docs/screenshot-predict.png is this test's test-artifacts/screenshots/
+    predict-right-1280x800.png: a 7 drawn with the mouse, read by a copy of the seed model (the
+    starter's recipe) under the starter's name, with the question and its one-time notice."""
+    from browser_fixtures import copy_model
+
+    copy_model(ui_system.model_dir, SEED_MODEL_NAME, ui_system.model_dir, "starter-cnn-mnist5k")
+    page = open_page("predict")
+    wait_for_models(page)
+    page.get_by_test_id("model-select").select_option("starter-cnn-mnist5k")
+    bar = [(0.27 + 0.46 * i / 10, 0.23 - 0.04 * i / 10) for i in range(11)]
+    stem = [(0.73 - 0.28 * i / 12, 0.19 + 0.64 * i / 12) for i in range(1, 13)]
+    draw_path(page, bar + stem)
+    expect(page.get_by_test_id("result-digit")).to_have_text("7", timeout=PREDICT_TIMEOUT)
+    expect(page.get_by_test_id("feedback-notice")).to_be_visible()
+    page.mouse.move(0, 0)  # no hover highlight in the picture
+    screenshot(page, "predict-right-1280x800")
