@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .batching import MicroBatcher
+from .preprocess import check_version
 from .volume import (
     INCOMPLETE,
     FileSignature,
@@ -38,6 +39,7 @@ from .volume import (
     ModelVolume,
     describe,
     is_zip,
+    preprocessing_version,
     validate_name,
 )
 
@@ -64,6 +66,8 @@ class LoadedModel:
     signature: FileSignature
     forward: Callable[[np.ndarray], np.ndarray]
     batcher: MicroBatcher | None = None
+    # The preprocessing its uploads get (preprocess.py): what its metadata says, else 1.
+    preprocessing_version: int = 1
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Ten probabilities for one (28, 28, 1) float32 image."""
@@ -211,6 +215,9 @@ class ModelCache:
     def _load(self, name: str, path: Path, signature: FileSignature) -> LoadedModel:
         started = time.perf_counter()
         try:
+            # The metadata beside the file says which preprocessing the model was trained for:
+            # a version this service does not know makes the model unusable, not wrong.
+            version = check_version(preprocessing_version(self.volume.metadata_of(name)))
             forward = self._loader(path)
         except Exception as exc:  # noqa: BLE001 - any broken file must stay this model's problem
             return self._after_failed_load(name, signature, exc)
@@ -219,7 +226,7 @@ class ModelCache:
         if self.batch_window_ms is not None:
             batcher = MicroBatcher(forward, max_batch=self.max_batch,
                                    window_s=self.batch_window_ms / 1000)
-        loaded = LoadedModel(name, signature, forward, batcher)
+        loaded = LoadedModel(name, signature, forward, batcher, preprocessing_version=version)
         with self._lock:
             self._cache.pop(name, None)  # re-inserted last: the most recently used
             self._cache[name] = loaded

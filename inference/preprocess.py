@@ -21,7 +21,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageFilter, UnidentifiedImageError
+
+from .stroke_width import normalise_stroke_width
 
 # Pillow's own bomb guard: warn above, refuse above twice this. We refuse above it ourselves,
 # from the header's size, before a single pixel is decoded.
@@ -42,6 +44,18 @@ BOX = 20
 MIN_CONTRAST = 40
 # Pixels fainter than this share of the ink's brightness are paper texture, noise or shadows.
 NOISE_FLOOR = 0.25
+
+# Preprocessing versions (a model's metadata says which one it was trained for; none → 1).
+# 1: the recipe below. 2: 1, plus the light flattened on dark ink on light paper (before the
+# ink is found) and the stroke width normalised (on the 28×28 result).
+PREPROCESSING_VERSIONS = (1, 2)
+LATEST_VERSION = PREPROCESSING_VERSIONS[-1]
+# Version 2's light flattening: the paper's brightness is a grey closing of the picture (the
+# ink removed) over a square FLATTEN_STROKES times the ink's stroke width (at least FLATTEN_MIN
+# px), on a copy of at most FLATTEN_WORKING px per side, blurred; the picture is divided by it.
+FLATTEN_STROKES = 3.0
+FLATTEN_MIN = 9
+FLATTEN_WORKING = 256
 
 _ORIENTATION_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -98,6 +112,7 @@ class NoDigitFoundError(ImageError):
 @dataclass
 class Preprocessed:
     image: np.ndarray  # (28, 28, 1) float32 in [0, 1], white ink on black
+    version: int = 1  # the preprocessing version that made it
 
     def png_data_url(self) -> str:
         """The 28×28 image the model saw, as a PNG data URL."""
@@ -180,13 +195,34 @@ def _unsupported_format(data: bytes) -> str | None:
 # ---------------------------------------------------------------------- the MNIST recipe
 
 
-def preprocess(data: bytes) -> Preprocessed:
-    """Bytes of an uploaded image → the 28×28 float image an MNIST model expects."""
+def preprocess(data: bytes, version: int = 1) -> Preprocessed:
+    """Bytes of an uploaded image → the 28×28 float image an MNIST model expects.
+
+    `version` is the preprocessing the model was trained for (its metadata's
+    `preprocessing.version`; 1 when it says none): 1 is the recipe above, unchanged; 2 also
+    flattens uneven light on dark-ink-on-light-paper pictures before finding the ink, and
+    normalises the stroke width of the 28×28 result (stroke_width.py).
+    """
+    version = check_version(version)
     image = open_image(data)
     image = _upright(_bounded(image), _orientation(image))
-    ink = _ink_bright_on_black(_grayscale(image))
+    gray = _grayscale(image)
+    if version >= 2:
+        gray = _flatten_light(gray)
+    ink = _ink_bright_on_black(gray)
     digit = _crop_to_ink(ink)
-    return Preprocessed(_centre_in_field(_scale_to_box(digit))[..., None])
+    field = _centre_in_field(_scale_to_box(digit))
+    if version >= 2:
+        field = normalise_stroke_width(field)
+    return Preprocessed(field[..., None], version)
+
+
+def check_version(version) -> int:
+    """`version` as a known preprocessing version, else ValueError."""
+    if isinstance(version, bool) or version not in PREPROCESSING_VERSIONS:
+        raise ValueError(f"unknown preprocessing version {version!r}; this service knows "
+                         f"{', '.join(map(str, PREPROCESSING_VERSIONS))}")
+    return int(version)
 
 
 def _orientation(image: Image.Image) -> int:
@@ -264,6 +300,62 @@ def _ink_bright_on_black(gray: np.ndarray) -> np.ndarray:
     np.clip(ink, 0.0, 1.0, out=ink)
     ink[ink < NOISE_FLOOR] = 0.0
     return ink
+
+
+def _flatten_light(gray: np.ndarray) -> np.ndarray:
+    """Version 2: dark ink on light paper divided by the paper's own brightness, so that a
+    shadow or light falling off across the sheet is not taken for ink. White-on-black pictures
+    (the page's drawings) and pictures without a digit are returned as they are.
+
+    The paper's brightness is a grey closing (a max filter, then a min filter) over a square
+    several strokes wide: the ink, narrower than the square, is filled with the paper around it.
+    The stroke width comes from a first pass of version 1 (ink pixels over boundary pixels × 2).
+    """
+    if _level(_border(gray), 0.5) <= 127:
+        return gray
+    try:
+        ink = _ink_bright_on_black(gray)
+    except ImageError:
+        return gray
+    mask = ink > 0.5
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    boundary = int(mask.sum()) - int(inner.sum())
+    if boundary == 0:
+        return gray
+    stroke = 2.0 * float(mask.sum()) / boundary
+    # Work on a reduced copy: the light varies slowly, and the filters cost size² per pixel.
+    height, width = gray.shape
+    scale = min(1.0, FLATTEN_WORKING / max(height, width))
+    small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = Image.fromarray(gray, "L")
+    if scale < 1.0:
+        small = small.resize(small_size, Image.Resampling.BOX)
+    window = int(min(max(FLATTEN_MIN * scale, FLATTEN_STROKES * stroke * scale),
+                     max(small_size))) // 2 * 2 + 1
+    closed = _square_filter(_square_filter(np.asarray(small), window, np.max), window, np.min)
+    background = Image.fromarray(closed, "L").filter(ImageFilter.GaussianBlur(window / 5))
+    if scale < 1.0:
+        background = background.resize((width, height), Image.Resampling.BILINEAR)
+    paper = np.maximum(np.asarray(background, np.float32), 1.0)
+    flat = gray.astype(np.float32) * (255.0 / paper)
+    return np.rint(np.clip(flat, 0.0, 255.0)).astype(np.uint8)
+
+
+def _square_filter(values: np.ndarray, size: int, reduce) -> np.ndarray:
+    """max or min over a size×size square (odd size) around each pixel, edges repeated: two
+    passes of one dimension each, size per pixel rather than size²."""
+    half = size // 2
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (half, half)
+        windows = np.lib.stride_tricks.sliding_window_view(np.pad(values, pad, mode="edge"),
+                                                           size, axis=axis)
+        values = reduce(windows, axis=-1)
+    return values
 
 
 def _border(gray: np.ndarray) -> np.ndarray:

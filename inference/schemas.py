@@ -22,6 +22,10 @@ class ModelSchema(ma.Schema):
     status = ma.fields.String(metadata={
         "description": "`loaded` (in this worker's cache), `available` or `unloadable`"})
     error = ma.fields.String(allow_none=True, metadata={"description": "why it is unloadable"})
+    preprocessing_version = ma.fields.Raw(metadata={
+        "description": "the preprocessing version the model expects (an integer; 1 when its "
+                       "metadata names none); a version this service does not know makes the "
+                       "model unloadable"})
 
 
 class ModelListSchema(ma.Schema):
@@ -48,6 +52,9 @@ class PredictionSchema(ma.Schema):
     probabilities = ma.fields.List(ma.fields.Float(), metadata={"description": "10, for 0..9"})
     preprocessed = ma.fields.String(metadata={
         "description": "the 28×28 image the model saw, as a PNG data URL"})
+    preprocessing_version = ma.fields.Integer(metadata={
+        "description": "the preprocessing version that made `preprocessed`: the model's "
+                       "(its metadata's `preprocessing.version`, 1 when it has none)"})
 
 
 class PredictBatchJsonSchema(ma.Schema):

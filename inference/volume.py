@@ -110,6 +110,10 @@ class ModelVolume:
         except FileNotFoundError:
             raise ModelNotFoundError(name) from None
 
+    def metadata_of(self, name: str) -> dict:
+        """Model `name`'s metadata (`<name>.json`), {} when it has none or it is unreadable."""
+        return self._read_metadata(self.path_of(name).with_suffix(".json"))[0]
+
     def find(self, name: str) -> ModelFile:
         validate_name(name)
         for model in self.scan(fresh=True):
@@ -208,10 +212,20 @@ def describe(model: ModelFile, *, status: str, problem: str | None) -> dict:
         "modified_at": utc_iso(model.signature.mtime_ns / 1e9),
         "status": status,
         "error": problem,
+        "preprocessing_version": preprocessing_version(model.metadata),
     })
     if model.metadata_error:
         description["metadata_error"] = model.metadata_error
     return description
+
+
+def preprocessing_version(metadata: dict):
+    """What the metadata's `preprocessing.version` says (preprocess.py checks it when the model
+    loads); 1 when it says nothing, as every model trained before versions existed."""
+    preprocessing = metadata.get("preprocessing")
+    if isinstance(preprocessing, dict) and "version" in preprocessing:
+        return preprocessing["version"]
+    return 1
 
 
 def is_zip(path: Path) -> bool:

@@ -157,8 +157,10 @@ def test_image_files_as_base64_json_equal_api_predict(client, uploads, predicted
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
 def test_preprocessed_fp32_input_equals_api_predict(client, uploads, predicted, binary):
-    """`input` is what /api/predict feeds its model: preprocess() of the same file."""
-    pixels = np.stack([preprocess(image).image for image in uploads])
+    """`input` is what /api/predict feeds its model: preprocess() of the same file, in the
+    preprocessing version the model asks for (/api/predict says which)."""
+    version = predicted[0]["preprocessing_version"]
+    pixels = np.stack([preprocess(image, version).image for image in uploads])
     outputs = [triton.InferRequestedOutput(name, binary_data=binary)
                for name in ("probabilities", "digit")]
     result = client.infer(SEED_MODEL_NAME, [pixels_input(pixels, binary)], outputs=outputs,

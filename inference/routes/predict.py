@@ -80,7 +80,8 @@ def _answer(data: bytes, model_name: str | None):
     # The model first: a bad name or a missing model is found before any decoding work.
     model = current_app.extensions["model_cache"].get(model_name)
     g.model = model.name
-    prepared = preprocess(data)
+    # The preprocessing version the model was trained for (its metadata's; 1 when none).
+    prepared = preprocess(data, model.preprocessing_version)
     # The compiled forward call (runtime.CompiledModel): no Keras predict loop per request.
     probabilities = model.probabilities(prepared.image)
     digit = int(probabilities.argmax())
@@ -91,6 +92,7 @@ def _answer(data: bytes, model_name: str | None):
         "confidence": float(probabilities[digit]),
         "probabilities": [float(p) for p in probabilities],
         "preprocessed": prepared.png_data_url(),
+        "preprocessing_version": prepared.version,
     })
 
 
@@ -103,7 +105,7 @@ def _answer_batch(images: list, model_name: str | None):
         try:
             if isinstance(data, ApiError):
                 raise data
-            prepared.append((index, preprocess(data)))
+            prepared.append((index, preprocess(data, model.preprocessing_version)))
         except (ApiError, ImageError) as exc:
             errors[index] = {"error": {"code": exc.code, "message": exc.message}}
     answers: dict[int, dict] = dict(errors)

@@ -201,7 +201,8 @@ def infer(name: str, version: str | None = None):
     # The socket timeout and the whole-body deadline of /api/predict: 408 for a slow client.
     parsed = v2.parse_request(read_raw_body(), request.headers.get(v2.HEADER_LENGTH),
                               settings.v2_max_batch)
-    pixels = parsed.pixels if parsed.pixels is not None else _preprocessed(parsed.images)
+    pixels = (parsed.pixels if parsed.pixels is not None
+              else _preprocessed(parsed.images, model.preprocessing_version))
     # One forward call for the whole batch (not the micro-batcher, which takes single images).
     probabilities = model.forward(pixels)
     metrics.PREDICTIONS.labels(model.name).inc(len(pixels))
@@ -209,13 +210,14 @@ def infer(name: str, version: str | None = None):
     return _respond(response, binary)
 
 
-def _preprocessed(images: list) -> np.ndarray:
-    """Each image file through /api/predict's own pipeline; an error names the image."""
+def _preprocessed(images: list, version: int) -> np.ndarray:
+    """Each image file through /api/predict's own pipeline (the model's preprocessing
+    `version`); an error names the image."""
     prepared = []
     for index, image in enumerate(images):
         try:
             data = decode_image_string(image) if isinstance(image, str) else image
-            prepared.append(preprocess(data).image)
+            prepared.append(preprocess(data, version).image)
         except ApiError as exc:
             raise v2.ProtocolError(f"image {index}: {exc.message}", exc.status) from None
         except ImageError as exc:

@@ -1,0 +1,96 @@
+"""Stroke-width normalisation of 28×28 digits: the last step of preprocessing version 2.
+
+THIS FILE EXISTS TWICE, byte for byte: inference/stroke_width.py (applied to every upload of a
+model that expects version 2) and train/stroke_width.py (applied to the training and test
+digits of a model trained with version 2). Each service's image copies only its own folder, so
+the function is copied rather than shared; tests/test_preprocessing_versions.py fails when the
+two files differ. Change both or neither, and a change is a new preprocessing version.
+
+A digit's stroke width is estimated as its ink pixels over its skeleton's pixels (Zhang-Suen
+thinning of the pixels brighter than INK): MNIST's median is ~2.5 px. A digit wider than WIDE
+loses a pixel of width (a 2×2 grey erosion), one narrower than THIN gains one (a 2×2 grey
+dilation); the others are left as they are. Only numpy: both services have it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INK = 0.5  # of the [0, 1] range: what counts as ink for the width estimate
+# Eroded above WIDE, dilated below THIN (px). The offline measurement (docs/handwriting.md) used
+# scikit-image's skeleton and 3.5 / 1.6; this skeleton is a little longer on MNIST's strokes, and
+# 3.4 / 1.4 select the same shares of MNIST test's digits (~16% and ~3%).
+WIDE = 3.4
+THIN = 1.4
+
+
+def _neighbours(mask: np.ndarray) -> list[np.ndarray]:
+    """P2..P9 of Zhang and Suen (north, then clockwise) for every pixel of (N, H, W) masks."""
+    padded = np.pad(mask, ((0, 0), (1, 1), (1, 1)))
+    height, width = mask.shape[1:]
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return padded[:, 1 + dy: 1 + dy + height, 1 + dx: 1 + dx + width]
+
+    return [at(-1, 0), at(-1, 1), at(0, 1), at(1, 1), at(1, 0), at(1, -1), at(0, -1),
+            at(-1, -1)]
+
+
+def skeleton(masks: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning (1984) of a stack of boolean masks (N, H, W), all at once."""
+    masks = np.array(masks, dtype=bool, copy=True)
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = _neighbours(masks)
+            as_int = [n.astype(np.uint8) for n in p]
+            count = sum(as_int)
+            ring = as_int + as_int[:1]
+            transitions = sum((ring[i] == 0) & (ring[i + 1] == 1) for i in range(8))
+            p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
+            if step == 0:
+                spare = ~(p2 & p4 & p6) & ~(p4 & p6 & p8)
+            else:
+                spare = ~(p2 & p4 & p8) & ~(p2 & p6 & p8)
+            remove = masks & (count >= 2) & (count <= 6) & (transitions == 1) & spare
+            if remove.any():
+                masks &= ~remove
+                changed = True
+        if not changed:
+            return masks
+
+
+def stroke_widths(images: np.ndarray) -> np.ndarray:
+    """Each image's stroke width in pixels: ink pixels over skeleton pixels (0 when blank)."""
+    ink = np.asarray(images) > INK
+    ink_pixels = ink.sum(axis=(1, 2))
+    skeleton_pixels = skeleton(ink).sum(axis=(1, 2))
+    return ink_pixels / np.maximum(skeleton_pixels, 1)
+
+
+def _window(images: np.ndarray, reduce, before: bool) -> np.ndarray:
+    """min or max over each pixel's 2×2 window: the pixel and the one above, left and
+    above-left of it (`before`), or below, right and below-right of it; edges repeated."""
+    pad = ((0, 0), (1, 0), (1, 0)) if before else ((0, 0), (0, 1), (0, 1))
+    padded = np.pad(images, pad, mode="edge")
+    height, width = images.shape[1:]
+    out = padded[:, :height, :width]
+    for dy, dx in ((0, 1), (1, 0), (1, 1)):
+        out = reduce(out, padded[:, dy: dy + height, dx: dx + width])
+    return out
+
+
+def normalise_stroke_width(images: np.ndarray) -> np.ndarray:
+    """Digits (N, 28, 28) or one (28, 28), float in [0, 1]: the wide ones thinned, the thin
+    ones thickened, the rest unchanged. Returns float32 of the same shape."""
+    images = np.asarray(images, dtype=np.float32)
+    single = images.ndim == 2
+    batch = images[None] if single else images
+    widths = stroke_widths(batch)
+    out = batch.copy()
+    wide, thin = widths > WIDE, (widths < THIN) & (widths > 0)
+    if wide.any():
+        out[wide] = _window(batch[wide], np.minimum, before=True)
+    if thin.any():
+        out[thin] = _window(batch[thin], np.maximum, before=False)
+    return out[0] if single else out

@@ -1,0 +1,269 @@
+"""Versioned preprocessing (issue 11, point 3): a model's metadata says which version of the
+inference service's preprocessing it was trained for, and the service applies that version.
+
+- Version 1 is the preprocessing as it was before versions existed, byte for byte, for every
+  model whose metadata names no version (golden hashes of its output on fixed uploads).
+- Version 2 flattens uneven light on dark ink on light paper and normalises the stroke width of
+  the 28×28 digit; the normalisation is one function, in two identical files (train/ and
+  inference/), applied to the training digits and to the uploads alike.
+- The loaded model carries its version; /api/predict answers with `preprocessing_version`, and
+  /api/models lists it; the Open Inference Protocol's `image` input gets the same version.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+from PIL import Image
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from inference import preprocess as pre  # noqa: E402
+from inference import stroke_width as inference_strokes  # noqa: E402
+from train import stroke_width as train_strokes  # noqa: E402
+
+# sha256 (first 16 hex digits) of preprocess(upload).image's float32 bytes, made by the code of
+# commit 2e91c33 (the last before versions) on the uploads of `uploads()` below: version 1 must
+# keep giving exactly these.
+V1_GOLDEN = {
+    "mnist-0": "0d93527121c7e3f6",
+    "mnist-1": "8dbdf2bdc8a66b33",
+    "mnist-2": "e42a5383a86b5486",
+    "drawn-0": "aa8af5d276baa57e",
+    "drawn-1": "2167240125cf2e71",
+    "other writers-0": "c298a3faf66179bf",
+    "other writers-1": "5c8edf430c6fe937",
+    "photos-0": "d5697fec9c1bd0bf",
+    "photos-1": "362d6ade26762de1",
+    "thick-0": "bde2d4b61cd4919b",
+    "thick-1": "750f6826d118a3f1",
+    "thin-0": "c8eca4e78f40b7e1",
+    "thin-1": "ab4ba25249e13830",
+}
+
+
+def png(pixels: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def source():
+    from bench.handwriting.source import load_mnist_5k
+
+    return load_mnist_5k()
+
+
+@pytest.fixture(scope="module")
+def uploads(source) -> dict[str, bytes]:
+    """Three mnist-5k test digits as PNGs and two uploads of each other handwriting set."""
+    from bench.handwriting import SEEDS, drawn, other_writers, photos, thick, thin
+
+    files = {f"mnist-{i}": png(source.images[i]) for i in range(3)}
+    for module in (drawn, other_writers, photos, thick, thin):
+        for i, data in enumerate(module.generate(source, 2, SEEDS[module.NAME]).files):
+            files[f"{module.NAME}-{i}"] = data
+    return files
+
+
+def digest(image: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(image, np.float32).tobytes()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- the versions themselves
+
+
+def test_version_1_is_the_preprocessing_before_versions_byte_for_byte(uploads):
+    assert set(uploads) == set(V1_GOLDEN)
+    for name, data in uploads.items():
+        default, pinned = pre.preprocess(data), pre.preprocess(data, 1)
+        assert default.version == pinned.version == 1
+        assert digest(default.image) == digest(pinned.image) == V1_GOLDEN[name], name
+
+
+def test_version_2_normalises_the_stroke_width_of_version_1s_digit_when_no_light_to_flatten(
+        uploads):
+    # White-on-black uploads have no paper to flatten: version 2 is version 1's digit with its
+    # stroke width normalised, by the very function training uses.
+    for name in ("mnist-0", "drawn-0", "thick-0", "thin-0"):
+        v1 = pre.preprocess(uploads[name], 1).image[..., 0]
+        v2 = pre.preprocess(uploads[name], 2)
+        assert v2.version == 2 and v2.image.shape == (28, 28, 1)
+        assert np.array_equal(v2.image[..., 0], train_strokes.normalise_stroke_width(v1)), name
+
+
+def test_thick_digits_are_thinned_and_thin_ones_thickened(uploads):
+    def width(data, version):
+        image = pre.preprocess(data, version).image[..., 0]
+        return float(inference_strokes.stroke_widths(image[None])[0])
+
+    for name in ("thick-0", "thick-1"):
+        assert width(uploads[name], 2) < width(uploads[name], 1) - 0.5
+    for name in ("thin-0", "thin-1"):
+        assert width(uploads[name], 2) > width(uploads[name], 1) + 0.3
+
+
+def test_version_2_flattens_a_shadow_on_paper(source):
+    """A digit on light paper with a shadow over a third of the sheet, as deep as the photos
+    set's (light 0.6-0.88): version 1 takes the shadow for ink (the digit ends up small in a
+    corner), version 2 finds the digit."""
+    digit = np.asarray(Image.fromarray(source.images[0]).resize((100, 100),
+                                                                Image.Resampling.BICUBIC))
+    sheet = np.full((200, 200), 230.0, np.float32)
+    sheet[50:150, 50:150] -= digit.astype(np.float32) * (200.0 / 255.0)
+    light = np.ones((200, 200), np.float32)
+    light[:, :60] = 0.65  # the shadow's edge runs beside the digit
+    upload = png(np.clip(sheet * light, 0, 255).astype(np.uint8))
+    clean = pre.preprocess(png(source.images[0]), 1).image[..., 0]
+
+    def correlation(image):
+        return float(np.corrcoef(image.ravel(), clean.ravel())[0, 1])
+
+    assert correlation(pre.preprocess(upload, 1).image[..., 0]) < 0.5
+    assert correlation(pre.preprocess(upload, 2).image[..., 0]) > 0.8
+
+
+def test_unknown_versions_are_refused():
+    for version in (0, 3, "2", None, True):
+        with pytest.raises(ValueError):
+            pre.check_version(version)
+    assert pre.check_version(2) == 2 and pre.LATEST_VERSION == 2
+
+
+# ---------------------------------------------------------------- one function, two services
+
+
+def test_train_and_inference_have_the_same_stroke_width_file():
+    inference_file = (REPO / "inference" / "stroke_width.py").read_bytes()
+    assert (REPO / "train" / "stroke_width.py").read_bytes() == inference_file
+
+
+def test_train_and_inference_normalise_the_same_digits_identically(source):
+    digits = source.images[:300].astype(np.float32) / 255.0
+    assert np.array_equal(train_strokes.normalise_stroke_width(digits),
+                          inference_strokes.normalise_stroke_width(digits))
+    widths = inference_strokes.stroke_widths(digits)
+    assert 2.0 < float(np.median(widths)) < 3.2  # MNIST's stroke, in these units
+
+
+def test_training_applies_the_function_to_its_digits_for_version_2_only(source):
+    from train.datasets import Dataset
+    from train.training import PREPROCESSING_VERSION, preprocessed_for
+
+    assert PREPROCESSING_VERSION == pre.LATEST_VERSION
+    dataset = Dataset("x", source.images[:200], source.labels[:200], source.images[200:300],
+                      source.labels[200:300])
+    assert preprocessed_for(dataset, 1) is dataset
+    v2 = preprocessed_for(dataset, 2)
+    assert v2.x_train.dtype == np.uint8
+    expected = inference_strokes.normalise_stroke_width(source.images[:200] / 255.0)
+    assert np.array_equal(v2.x_train.astype(np.float32) / 255.0, expected.astype(np.float32))
+    assert not np.array_equal(v2.x_train, dataset.x_train)  # some digits did change
+    assert np.array_equal(v2.y_train, dataset.y_train)
+
+
+def test_the_skeleton_is_one_pixel_wide_and_connected_like_the_stroke():
+    mask = np.zeros((1, 28, 28), bool)
+    mask[0, 4:24, 10:16] = True  # a bar 6 px wide, 20 px tall
+    skeleton = inference_strokes.skeleton(mask)[0]
+    assert skeleton.sum() >= 12 and skeleton.sum(axis=1).max() <= 2
+    assert 4.5 < float(inference_strokes.stroke_widths(mask.astype(np.float32))[0]) < 9
+
+
+# ---------------------------------------------------------------- the service applies it
+
+
+def write_model(volume, name: str, metadata: dict | None) -> None:
+    """A stand-in model file (the loader below never opens it) and its metadata."""
+    import zipfile
+
+    with zipfile.ZipFile(volume / f"{name}.keras", "w") as archive:
+        archive.writestr("config.json", "{}")
+    if metadata is not None:
+        (volume / f"{name}.json").write_text(json.dumps({"name": name, **metadata}))
+
+
+def first_pixel_model(batch: np.ndarray) -> np.ndarray:
+    """A 'model' that answers the digit from the image's ink: enough to route requests."""
+    out = np.zeros((len(batch), 10), np.float32)
+    out[:, 3] = 1.0
+    return out
+
+
+@pytest.fixture
+def app(tmp_path):
+    from inference import create_app
+
+    write_model(tmp_path, "old", {"created_at": "2026-01-01T00:00:00Z"})
+    write_model(tmp_path, "bare", None)
+    write_model(tmp_path, "new", {"created_at": "2026-01-02T00:00:00Z",
+                                  "preprocessing": {"version": 2}})
+    write_model(tmp_path, "future", {"created_at": "2026-01-03T00:00:00Z",
+                                     "preprocessing": {"version": 99}})
+    application = create_app({"model_dir": tmp_path, "load_default": False,
+                              "default_model": "new"})
+    application.extensions["model_cache"]._loader = lambda path: first_pixel_model
+    return application
+
+
+def test_each_model_gets_its_own_version(app):
+    cache = app.extensions["model_cache"]
+    assert cache.get("old").preprocessing_version == 1
+    assert cache.get("bare").preprocessing_version == 1
+    assert cache.get("new").preprocessing_version == 2
+    from inference.model_cache import ModelUnavailableError
+
+    with pytest.raises(ModelUnavailableError, match="preprocessing version 99"):
+        cache.get("future")
+
+
+def test_predict_applies_the_models_version_and_says_which(app, uploads):
+    client = app.test_client()
+    data = uploads["thick-0"]
+    for model, version in (("old", 1), ("bare", 1), ("new", 2)):
+        response = client.post("/api/predict", json={
+            "image": base64.b64encode(data).decode(), "model": model})
+        assert response.status_code == 200, response.get_json()
+        answer = response.get_json()
+        assert answer["preprocessing_version"] == version
+        seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(
+            answer["preprocessed"].split(",", 1)[1]))), np.float32) / 255.0
+        expected = pre.preprocess(data, version).image[..., 0]
+        assert np.abs(seen - expected).max() <= 0.5 / 255 + 1e-6, model
+    future = client.post("/api/predict", json={"image": base64.b64encode(data).decode(),
+                                               "model": "future"})
+    assert future.status_code == 503
+
+
+def test_the_models_list_says_each_models_version(app):
+    models = {m["name"]: m for m in app.test_client().get("/api/models").get_json()["models"]}
+    assert models["old"]["preprocessing_version"] == 1
+    assert models["bare"]["preprocessing_version"] == 1
+    assert models["new"]["preprocessing_version"] == 2
+    assert models["future"]["preprocessing_version"] == 99
+
+
+def test_the_inference_protocol_applies_the_models_version_to_image_inputs(app, uploads):
+    seen = []
+
+    def recording_model(batch):
+        seen.append(batch.copy())
+        return first_pixel_model(batch)
+
+    app.extensions["model_cache"]._loader = lambda path: recording_model
+    data = uploads["thick-1"]
+    for model, version in (("old", 1), ("new", 2)):
+        body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                            "data": [base64.b64encode(data).decode()]}]}
+        response = app.test_client().post(f"/v2/models/{model}/infer", json=body)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert np.array_equal(seen[-1][0], pre.preprocess(data, version).image), model
