@@ -140,13 +140,16 @@ def test_evaluate_on_demand_stores_the_score_and_inference_shows_it(services, tr
     assert digits.status_code == 200 and digits.json()["size"] == 500
     print(f"evaluate: feedback {feedback_seconds:.1f} s, mnist-5k {mnist_seconds:.1f} s")
 
-    # An older model without metadata gets a minimal file holding its score.
+    assert again.json()["preprocessing_version"] == base["preprocessing"]["version"]
+
+    # An older model without metadata gets a minimal file holding its score. Without metadata
+    # it counts as made for preprocessing version 1, so it sees the digits as version 1 left them.
     shutil.copyfile(volume / "base.keras", volume / ".bare.keras.tmp")
     (volume / ".bare.keras.tmp").replace(volume / "bare.keras")
     bare = evaluate(train, "bare", {"dataset": "feedback"})
     assert bare.status_code == 200, bare.text
-    assert metadata(volume, "bare")["evaluations"]["feedback"]["accuracy"] == \
-        again.json()["accuracy"]
+    assert bare.json()["preprocessing_version"] == 1
+    assert metadata(volume, "bare")["evaluations"]["feedback"] == bare.json()
 
     listing = requests.get(inference.url("/api/models"), timeout=30).json()["models"]
     shown = {model["name"]: model.get("evaluations") for model in listing}

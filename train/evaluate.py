@@ -46,6 +46,25 @@ def reference_dataset(model_dir: Path) -> str:
     return MNIST if MNIST in volume_dataset_names(model_dir) else MNIST_5K
 
 
+def as_seen_by(dataset: Dataset, version: int) -> Dataset:
+    """The test digits as a model trained for preprocessing `version` sees them (training.py's
+    preprocessed_for, on the test split only). Feedback images were made by the predicting
+    model's version; version 2's stroke-width step leaves a version-2 image as it is, so every
+    sample is brought to what a version-2 model expects."""
+    from train.training import preprocessed_for
+
+    test_only = Dataset(dataset.name, dataset.x_train[:0], dataset.y_train[:0], dataset.x_test,
+                        dataset.y_test)
+    return preprocessed_for(test_only, version)
+
+
+def model_preprocessing_version(metadata: dict | None) -> int:
+    """The version the model was trained for (its metadata's `preprocessing.version`), else 1."""
+    preprocessing = (metadata or {}).get("preprocessing")
+    version = preprocessing.get("version") if isinstance(preprocessing, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else 1
+
+
 def test_set(name: str, model_dir: Path, include_unreviewed: bool = False) -> tuple[Dataset, dict]:
     """The test split of `name` and what identifies it (for feedback: which samples)."""
     if name == FEEDBACK:
@@ -72,19 +91,23 @@ def score(model, dataset: Dataset, model_name: str, extra: dict) -> dict:
             "seconds": round(time.monotonic() - started, 2), **extra}
 
 
-def standard_evaluations(model, model_name: str, model_dir: Path,
+def standard_evaluations(model, model_name: str, model_dir: Path, version: int,
                          trained_on: Dataset | None = None) -> dict:
-    """The scores every new model gets: the reference digits, and feedback when there is some.
+    """The scores every new model gets: the reference digits, and feedback when there is some,
+    each as a model trained for preprocessing `version` sees them.
 
-    `trained_on` saves loading the reference set again when the model was scored on it already.
+    `trained_on` (already preprocessed for `version`) saves loading the reference set again when
+    the model was trained on it.
     """
     reference = reference_dataset(model_dir)
     reference_set = (trained_on if trained_on is not None and trained_on.name == reference
-                     else load_dataset(reference, model_dir))
-    evaluations = {reference: score(model, reference_set, model_name, {})}
+                     else as_seen_by(load_dataset(reference, model_dir), version))
+    seen = {"preprocessing_version": version}
+    evaluations = {reference: score(model, reference_set, model_name, seen)}
     with contextlib.suppress(EvaluationError):
         feedback, extra = test_set(FEEDBACK, model_dir)
-        evaluations[FEEDBACK] = score(model, feedback, model_name, extra)
+        evaluations[FEEDBACK] = score(model, as_seen_by(feedback, version), model_name,
+                                      {**extra, **seen})
     return evaluations
 
 
@@ -122,12 +145,14 @@ def evaluate_saved(model_dir: Path, name: str, dataset_name: str,
         raise EvaluationError(422, "dataset_unavailable", str(error)) from error
     import keras
 
+    version = model_preprocessing_version(read_json(metadata_path(model_dir, name)))
+    dataset = as_seen_by(dataset, version)
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # a file keras can't read is the model's problem, not ours
         raise EvaluationError(422, "model_unloadable",
                               f"model {name!r} can't be loaded: {error}") from error
-    result = score(model, dataset, name, extra)
+    result = score(model, dataset, name, {**extra, "preprocessing_version": version})
     store_evaluation(model_dir, name, dataset_name, result)
     return result
 

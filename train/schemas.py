@@ -161,4 +161,7 @@ class EvaluationSchema(ma.Schema):
     confusion_matrix = ma.fields.List(ma.fields.List(ma.fields.Integer()))
     evaluated_at = ma.fields.String()
     include_unreviewed = ma.fields.Boolean()
+    ids_sha256 = ma.fields.String(metadata={"description": "feedback: which samples"})
+    preprocessing_version = ma.fields.Integer(metadata={
+        "description": "the model's: the test digits as it sees them"})
     seconds = ma.fields.Float()

@@ -222,7 +222,8 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
         "dataset": {"name": dataset.name, **dataset.sizes},
         **evaluation(model, dataset),
         # The same test sets for every model, so the Models view compares like with like.
-        "evaluations": standard_evaluations(model, params.name, model_dir, dataset),
+        "evaluations": standard_evaluations(model, params.name, model_dir,
+                                            preprocessing_version, dataset),
         "history": callback.history,
         "train_seconds": round(train_seconds, 2),
         "parameter_count": int(model.count_params()),
