@@ -25,6 +25,15 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("INFERENCE_THREADS", "4"))
 preload_app = False
+# One listening socket per worker (SO_REUSEPORT), so the kernel spreads new connections over the
+# workers. With one shared socket, a gthread worker accepts every connection that is ready when
+# it wakes, keep-alive connections stay where they were accepted, and `make bench-levers` saw all
+# 8 of wrk's connections on one worker (the other idle, ~30% less throughput) in some rounds.
+# The kernel's spread is a hash, not a strict rotation: 8 connections split 5/3 as often as 4/4.
+# Measured shares are in docs/benchmarks.md. INFERENCE_REUSE_PORT=0 goes back to one shared
+# socket (for the benchmark's comparison). A worker's socket closes with it: connections waiting
+# in its queue then are reset, so a worker restart under load can cost a few requests.
+reuse_port = os.environ.get("INFERENCE_REUSE_PORT", "1") != "0"
 
 # A worker that stops answering its heartbeat for this long (a hung model load, a stuck call)
 # is killed and replaced. Request bodies are bounded separately: the app puts a 10 s timeout on
