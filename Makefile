@@ -201,13 +201,16 @@ test-containers: venv docker-deps ## build the images here (BASE=offline) and te
 # Not tests: figures for docs/benchmarks.md, measured on this machine. The CPU may be shared: run them
 # when it is quiet and note `uptime` (the benchmark prints the load average before and after).
 
-.PHONY: bench wrk
+.PHONY: bench bench-levers wrk
 
 wrk: ## install wrk (the HTTP load generator) from Debian's packages when missing
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 
-bench: venv wrk ## inference under gunicorn vs a seed-style reference server, wrk at concurrency 1 and 8
-	$(PY) bench/bench_inference.py
+bench: venv system-deps wrk ## inference direct and through nginx vs KServe, FastAPI and a seed-style server; batch vs ceiling
+	$(PY) bench/bench_inference.py $(BENCH_ARGS)
+
+bench-levers: venv system-deps wrk ## the inference service's variants side by side (workers, threads, sockets, batching, XLA)
+	$(PY) bench/bench_inference.py --levers $(BENCH_ARGS)
 
 .PHONY: bench-startup
 # Needs the images (make images) and Docker's engine (make dockerd) for the containers' figures.

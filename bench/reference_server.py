@@ -2,13 +2,15 @@
 
 Flask's development server, a global Keras model, and per request: decode with Pillow,
 grayscale, resize to 28×28, normalise to [0, 1], `model.predict`. No centring, no polarity,
-no compiled call. Same route and request body as the real service, so `wrk` can hit both.
+no compiled call. Same route and request bodies as the real service (multipart `image`, or JSON
+`{"image": "<base64>"}`), so `wrk` can hit both.
 
     python bench/reference_server.py MODEL.keras PORT
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import sys
@@ -31,7 +33,11 @@ def create_app(model_path: str) -> Flask:
 
     @app.post("/api/predict")
     def predict():
-        image = Image.open(io.BytesIO(request.files["image"].read())).convert("L")
+        if request.is_json:  # {"image": "<base64>"}, as the page sends
+            data = base64.b64decode(request.get_json()["image"])
+        else:
+            data = request.files["image"].read()
+        image = Image.open(io.BytesIO(data)).convert("L")
         pixels = np.asarray(image.resize((28, 28)), dtype=np.float32) / 255.0
         probabilities = model.predict(pixels.reshape(1, 28, 28, 1), verbose=0)[0]
         return jsonify({"digit": int(probabilities.argmax()),

@@ -60,8 +60,11 @@ class CompiledModel:
     forward: Callable[[np.ndarray], np.ndarray]  # (n, 28, 28, 1) float32 -> (n, 10) float32
 
 
-def load_compiled(path: Path) -> CompiledModel:
-    """Load a `.keras` file with safe mode on (no code runs on load), compile and warm it."""
+def load_compiled(path: Path, *, jit_compile: bool = False) -> CompiledModel:
+    """Load a `.keras` file with safe mode on (no code runs on load), compile and warm it.
+
+    `jit_compile=True` has XLA compile the traced function (`make bench-levers` measures
+    it; docs/benchmarks.md says why it is off)."""
     tf = _configure_tensorflow()
     import keras
 
@@ -79,7 +82,7 @@ def load_compiled(path: Path) -> CompiledModel:
     _check_shapes(model)
 
     @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)],
-                 reduce_retracing=True)
+                 reduce_retracing=True, jit_compile=jit_compile)
     def call(images):
         return model(images, training=False)
 
