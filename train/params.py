@@ -22,9 +22,9 @@ BATCH_SIZE_BOUNDS = (16, 1024)
 LEARNING_RATE_MAX = 1.0
 LIMIT_MIN = 100
 FEEDBACK_WEIGHT_BOUNDS = (1, 100)
-# How many times each feedback sample is repeated among a base set's digits: measured on 300
+# How many times each feedback sample is repeated among a base set's digits: measured on 318
 # thick, slanted digits with mnist-5k (docs/training.md, "Training on feedback").
-DEFAULT_FEEDBACK_WEIGHT = 4
+DEFAULT_FEEDBACK_WEIGHT = 8
 # Training on feedback takes the reviewed samples unless asked: the route that stores them is
 # open, so a sample counts once a person with the train token has looked at it (docs/feedback.md).
 DEFAULT_INCLUDE_UNREVIEWED = False
