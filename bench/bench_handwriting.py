@@ -10,7 +10,8 @@ of sample images, into docs/handwriting.md (one section per model, replaced on r
     python bench/bench_handwriting.py --train-starter            # cnn on mnist-5k, trained now
     python bench/bench_handwriting.py --model NAME [--model-dir DIR]
         [--mnist-npz PATH] [--count N] [--cache-dir DIR | --no-cache] [--refresh]
-        [--doc PATH | --no-doc] [--samples PATH] [--label TEXT]
+        [--doc PATH | --no-doc] [--samples PATH] [--label TEXT] [--key KEY]
+        [--preprocessing-version N]
 
 The full MNIST comes from <repo>/../shared/data/mnist/mnist.npz (or --mnist-npz); without it the
 MNIST-based sets are made from mnist-5k's 500 test digits, and the report says so.
@@ -35,6 +36,7 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.handwriting import SEEDS, SETS, cache, report, scoring  # noqa: E402
+from bench.handwriting.service import latest_version  # noqa: E402
 from bench.handwriting.source import DEFAULT_MNIST_NPZ, load_source  # noqa: E402
 
 STARTER_NAME = "starter-cnn-mnist5k"
@@ -69,6 +71,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=Path, help="the sample sheet (default: beside --doc, "
                                                 "handwriting-samples.png)")
     p.add_argument("--label", help="the model's heading in the report (default: its name)")
+    p.add_argument("--preprocessing-version", type=int,
+                   help="send the sets through this version of the service's preprocessing "
+                        "(default: the model's, as its metadata says: 1 when it says none; "
+                        "with --generate-only, the newest)")
+    p.add_argument("--key", help="the model's section in the report (default: its name)")
     return p
 
 
@@ -92,6 +99,18 @@ def train_starter(volume: Path, seed: int | None) -> tuple[Path, float]:
                  f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
     print(result.stdout.strip().splitlines()[-1], flush=True)
     return volume / f"{STARTER_NAME}.keras", time.perf_counter() - started
+
+
+def model_version(path: Path) -> int:
+    """The preprocessing version the model's metadata asks for, as the service reads it."""
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return 1
+    preprocessing = meta.get("preprocessing") if isinstance(meta, dict) else None
+    if isinstance(preprocessing, dict) and "version" in preprocessing:
+        return int(preprocessing["version"])
+    return 1
 
 
 def describe_model(path: Path) -> str:
@@ -130,27 +149,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"digits from {source.description}", flush=True)
     cache_dir = None if args.no_cache else args.cache_dir
 
-    prepared_sets = []
-    for module in SETS:
-        count = module.DEFAULT_COUNT if args.count is None else min(args.count,
-                                                                    module.DEFAULT_COUNT)
-        prepared = cache.prepare(module, source, count, SEEDS[module.NAME], cache_dir,
-                                 refresh=args.refresh)
-        how = "from the cache" if prepared.cached else f"made in {prepared.seconds:.1f} s"
-        print(f"  {module.NAME:<14} {len(prepared):>6,} images  {how}  "
-              f"({int(prepared.refused.sum())} refused by the preprocessing)", flush=True)
-        prepared_sets.append(prepared)
-
-    if args.generate_only:
-        return 0
     with tempfile.TemporaryDirectory(prefix="bench-handwriting-") as scratch:
+        model_path, trained = None, ""
         if args.train_starter:
             model_path, train_seconds = train_starter(Path(scratch), args.train_seed)
             trained = f", trained for this run in {train_seconds:.0f} s"
-        else:
-            model_path, trained = args.model_dir / f"{args.model}.keras", ""
+        elif args.model:
+            model_path = args.model_dir / f"{args.model}.keras"
+        version = args.preprocessing_version or (model_version(model_path) if model_path
+                                                 else latest_version())
+        print(f"the service's preprocessing, version {version}", flush=True)
+        prepared_sets = []
+        for module in SETS:
+            count = module.DEFAULT_COUNT if args.count is None else min(args.count,
+                                                                        module.DEFAULT_COUNT)
+            prepared = cache.prepare(module, source, count, SEEDS[module.NAME], cache_dir,
+                                     refresh=args.refresh, preprocessing=version)
+            how = "from the cache" if prepared.cached else f"made in {prepared.seconds:.1f} s"
+            print(f"  {module.NAME:<14} {len(prepared):>6,} images  {how}  "
+                  f"({int(prepared.refused.sum())} refused by the preprocessing)", flush=True)
+            prepared_sets.append(prepared)
+        if args.generate_only:
+            return 0
         model = scoring.load_model(model_path)
-        model_text = describe_model(model_path) + trained
+        model_text = (describe_model(model_path) + trained
+                      + f", preprocessing version {version}")
         scores = [scoring.score_set(model, prepared) for prepared in prepared_sets]
 
     table = report.table(scores)
@@ -185,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{load_before} before, {load_after} after.",
         table,
     ])
-    key = STARTER_NAME if args.train_starter else args.model
+    key = args.key or (STARTER_NAME if args.train_starter else args.model)
     report.write_doc(args.doc, sets_body, key, result_body)
     print(f"wrote {args.doc} and {samples}")
     return 0

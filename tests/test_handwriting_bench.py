@@ -194,7 +194,7 @@ def test_the_cache_returns_what_it_stored(source, tmp_path):
     module = SETS[1]
     made = cache.prepare(module, source, 4, 5, tmp_path)
     assert not made.cached
-    stored = list(tmp_path.glob("drawn-v1-s5-mnist-5k-n4.npz"))
+    stored = list(tmp_path.glob("drawn-v1-s5-mnist-5k-n4-p1.npz"))
     assert len(stored) == 1
     again = cache.prepare(module, source, 4, 5, tmp_path)
     assert again.cached
@@ -203,6 +203,18 @@ def test_the_cache_returns_what_it_stored(source, tmp_path):
     assert cache.load(stored[0], module, "another-preprocessing") is None
     fresh = cache.prepare(module, source, 4, 5, tmp_path, refresh=True)
     assert not fresh.cached and np.array_equal(fresh.inputs, made.inputs)
+
+
+def test_the_cache_keeps_each_preprocessing_version_apart(source, tmp_path):
+    module = SETS[4]  # thick: stroke-width normalisation changes every one of its digits
+    v1 = cache.prepare(module, source, 3, 5, tmp_path)
+    v2 = cache.prepare(module, source, 3, 5, tmp_path, preprocessing=2)
+    assert sorted(path.name for path in tmp_path.glob("*.npz")) == [
+        "thick-v1-s5-mnist-5k-n3-p1.npz", "thick-v1-s5-mnist-5k-n3-p2.npz"]
+    uploads = module.generate(source, 3, 5).files
+    assert np.array_equal(v1.inputs, preprocess_uploads(uploads)[0])
+    assert np.array_equal(v2.inputs, preprocess_uploads(uploads, 2)[0])
+    assert not np.array_equal(v1.inputs, v2.inputs)
 
 
 def test_scores_count_refusals_as_wrong_and_rank_confusions():
@@ -247,6 +259,8 @@ def test_a_small_run_prints_the_table_and_writes_the_report(seed_model_dir, tmp_
     accuracy = {name: float(value) for name, _, value in rows}
     assert accuracy["MNIST test"] >= 80.0  # the seed model reads its own kind of digits
     assert "mnist-5k" in result.stdout  # the fallback is said
+    # The seed model's metadata asks for the newest preprocessing: the sets are made with it.
+    assert "preprocessing, version 2" in result.stdout
     text = doc.read_text()
     assert SEED_MODEL_NAME in text and "| photos | 20 |" in text and "mnist-5k" in text
     samples = doc.parent / "handwriting-samples.png"

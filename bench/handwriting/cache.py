@@ -1,7 +1,8 @@
 """Generated sets, kept: the preprocessed 28×28 inputs and labels of every set, by set, version,
 seed, MNIST source and size, so each run scores exactly the same images without making them again.
 
-Files: `<cache dir>/<set>-v<version>-s<seed>-<source>-n<count>.npz` (default cache dir
+Files: `<cache dir>/<set>-v<version>-s<seed>-<source>-n<count>-p<preprocessing>.npz` (the
+set's version, and the service's preprocessing version the inputs were made with; default cache dir
 `~/.cache/digits/handwriting`, or `$XDG_CACHE_HOME/digits/handwriting`). Each holds the digest
 of the service's preprocessing code that made it and the file's FORMAT: a set made by other
 preprocessing, or stored another way, is made again.
@@ -51,10 +52,11 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def cache_path(cache_dir: Path, module, seed: int, source, count: int) -> Path:
+def cache_path(cache_dir: Path, module, seed: int, source, count: int,
+               preprocessing: int = 1) -> Path:
     source_name = source.name if getattr(module, "USES_MNIST", True) else "own"
     return Path(cache_dir) / (f"{slug(module.NAME)}-v{module.VERSION}-s{seed}-"
-                              f"{slug(source_name)}-n{count}.npz")
+                              f"{slug(source_name)}-n{count}-p{preprocessing}.npz")
 
 
 def thumbnail(data: bytes) -> np.ndarray:
@@ -94,26 +96,28 @@ def load(path: Path, module, digest: str) -> PreparedSet | None:
         return None
 
 
-def make(module, source, count: int, seed: int) -> PreparedSet:
-    """Generate a set's uploads and run the service's preprocessing on each."""
+def make(module, source, count: int, seed: int, preprocessing: int = 1) -> PreparedSet:
+    """Generate a set's uploads and run the service's preprocessing (that version) on each."""
     started = time.perf_counter()
     uploads = module.generate(source, count, seed)
-    inputs, refused = preprocess_uploads(uploads.files)
+    inputs, refused = preprocess_uploads(uploads.files, preprocessing)
     samples = np.stack([thumbnail(data) for data in uploads.files[:SAMPLES]])
     return PreparedSet(module.NAME, module.DESCRIPTION, inputs, uploads.labels, refused,
                        samples, time.perf_counter() - started)
 
 
 def prepare(module, source, count: int, seed: int, cache_dir: Path | None,
-            refresh: bool = False) -> PreparedSet:
-    """The set from the cache, or made (and stored) when the cache lacks it or `refresh`."""
+            refresh: bool = False, preprocessing: int = 1) -> PreparedSet:
+    """The set from the cache, or made (and stored) when the cache lacks it or `refresh`;
+    its inputs made by the service's preprocessing version `preprocessing`."""
     digest = f"{preprocessing_digest()}-f{FORMAT}"
-    path = cache_path(cache_dir, module, seed, source, count) if cache_dir else None
+    path = (cache_path(cache_dir, module, seed, source, count, preprocessing) if cache_dir
+            else None)
     if path is not None and not refresh:
         found = load(path, module, digest)
         if found is not None:
             return found
-    prepared = make(module, source, count, seed)
+    prepared = make(module, source, count, seed, preprocessing)
     if path is not None:
         store(path, prepared, digest)
     return prepared

@@ -26,29 +26,44 @@ def _service_preprocess():
     return module, module.preprocess
 
 
+def _service_modules():
+    """The service's modules whose code decides what a model sees."""
+    from inference import preprocess, stroke_width
+
+    return (preprocess, stroke_width)
+
+
 def preprocessing_digest() -> str:
     """A short hash of the service's preprocessing source: part of the cache's check."""
+    source = "".join(inspect.getsource(module) for module in _service_modules())
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
+def latest_version() -> int:
+    """The newest preprocessing version the service knows (what new models are trained for)."""
     module, _ = _service_preprocess()
-    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:12]
+    return int(getattr(module, "LATEST_VERSION", 1))
 
 
-def preprocess_upload(data: bytes) -> np.ndarray | None:
-    """The 28×28 float32 image the service makes of `data`, or None when it refuses it."""
+def preprocess_upload(data: bytes, version: int = 1) -> np.ndarray | None:
+    """The 28×28 float32 image the service's preprocessing `version` makes of `data`, or None
+    when it refuses it."""
     module, preprocess = _service_preprocess()
     error = getattr(module, "ImageError", ValueError)
     try:
-        result = preprocess(data)
+        result = preprocess(data, version) if version != 1 else preprocess(data)
     except error:
         return None
     image = np.asarray(getattr(result, "image", result), np.float32)
     return image.reshape(FIELD, FIELD)
 
 
-def preprocess_uploads(uploads: Iterable[bytes]) -> tuple[np.ndarray, np.ndarray]:
+def preprocess_uploads(uploads: Iterable[bytes],
+                       version: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(inputs float32 (N, 28, 28), refused bool (N,)): a refused upload's input is all zeros."""
     inputs, refused = [], []
     for data in uploads:
-        image = preprocess_upload(data)
+        image = preprocess_upload(data, version)
         refused.append(image is None)
         inputs.append(np.zeros((FIELD, FIELD), np.float32) if image is None else image)
     return np.stack(inputs), np.asarray(refused, bool)
