@@ -8,7 +8,8 @@
   sending the same sample again works.
 - A full volume: a small tmpfs as MODEL_DIR, filled but for 64 kB, gets a sample carrying a
   200 kB original: 507 `volume_full` with a message in words, nothing of the sample kept,
-  nothing else touched; once space is freed the same request is stored.
+  nothing else touched; a review with not a byte left is refused the same way, the record
+  unchanged; once space is freed the same request is stored.
 """
 
 from __future__ import annotations
@@ -136,6 +137,18 @@ def test_a_full_volume_refuses_the_sample_clearly_and_touches_nothing(
         listed = requests.get(train.url("/api/feedback"), timeout=10).json()
         assert [s["id"] for s in listed["items"]] == [first.json()["id"]]
 
+        # Not a byte left: a review can't rewrite the record, and says so; the record stays.
+        record = volume / "feedback" / f"{first.json()['id']}.json"
+        kept = record.read_bytes()
+        filler = filler.rename(volume / "filler-1.bin")  # fill_up writes filler.bin afresh
+        last_bytes = fill_up(volume, 0)
+        review = requests.post(train.url(f"/api/feedback/{first.json()['id']}/review"),
+                               json={"label": 0}, timeout=30)
+        assert review.status_code == 507, review.text
+        assert review.json()["error"]["code"] == "volume_full"
+        assert record.read_bytes() == kept
+        last_bytes.unlink()
+
         filler.unlink()
         stored = requests.post(train.url("/api/feedback"), json=body, timeout=30)
         assert stored.status_code == 201, stored.text
@@ -143,5 +156,5 @@ def test_a_full_volume_refuses_the_sample_clearly_and_touches_nothing(
                             timeout=10).content == original
     observed(f"a 16 MB tmpfs with 64 kB left, a sample with a {len(original) // 1000} kB "
              f"original: 507 volume_full “{error['message']}”; no file added or changed, no "
-             "temporary left, the earlier sample still listed; with the space freed the same "
-             "request got 201")
+             "temporary left, the earlier sample still listed; a review with no byte left: 507, "
+             "the record unchanged; with the space freed the same request got 201")

@@ -245,7 +245,14 @@ class FeedbackStore:
         with self.locked():
             record = self.require(sample_id)
             changed = change(dict(record))
-            write_json_atomic(self.record_path(sample_id), changed)
+            try:
+                write_json_atomic(self.record_path(sample_id), changed)
+            except OSError as error:
+                if not is_disk_full(error):
+                    raise
+                raise FeedbackVolumeFullError(
+                    error.errno, "the model volume is full: the sample was left as it was; free "
+                    "some space, e.g. delete old models or samples") from error
             return changed
 
     def review(self, sample_id: str, label: int | None) -> dict:
