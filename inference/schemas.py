@@ -75,6 +75,7 @@ class BatchItemSchema(ma.Schema):
     confidence = ma.fields.Float()
     probabilities = ma.fields.List(ma.fields.Float())
     preprocessed = ma.fields.String()
+    preprocessing_version = ma.fields.Integer()
     error = ma.fields.Nested(BatchErrorBodySchema, metadata={
         "description": "instead of the prediction, for an image that can't be read"})
 

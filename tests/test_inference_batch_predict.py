@@ -57,6 +57,7 @@ def assert_same_prediction(batch_item: dict, single: dict) -> None:
     assert batch_item["confidence"] == pytest.approx(single["confidence"], abs=1e-5)
     assert batch_item["probabilities"] == pytest.approx(single["probabilities"], abs=1e-5)
     assert batch_item["preprocessed"] == single["preprocessed"]
+    assert batch_item["preprocessing_version"] == single["preprocessing_version"]
 
 
 def test_a_json_batch_answers_every_image_in_order_as_single_requests_do(
@@ -68,7 +69,8 @@ def test_a_json_batch_answers_every_image_in_order_as_single_requests_do(
     assert body["model"] == SEED_MODEL_NAME
     assert len(body["predictions"]) == len(pngs)
     for item, single in zip(body["predictions"], single_answers, strict=True):
-        assert set(item) == {"digit", "confidence", "probabilities", "preprocessed"}
+        assert set(item) == {"digit", "confidence", "probabilities", "preprocessed",
+                             "preprocessing_version"}
         assert_same_prediction(item, single)
 
 

@@ -118,6 +118,7 @@ def _answer_batch(images: list, model_name: str | None):
                 "confidence": float(probabilities[digit]),
                 "probabilities": [float(p) for p in probabilities],
                 "preprocessed": item.png_data_url(),
+                "preprocessing_version": item.version,
             }
         metrics.PREDICTIONS.labels(model.name).inc(len(prepared))
     return jsonify({"model": model.name,
