@@ -376,8 +376,9 @@ def forward_levers(model_path: Path, bodies: Bodies) -> dict:
     results = {}
     images = np.stack([preprocess(p).image for p in bodies.batch_pngs])
     outputs = {}
-    for jit in (False, True):
-        forward = load_compiled(model_path, jit_compile=jit).forward
+    for variant, options in (("traced", {}), ("xla", {"jit_compile": True}),
+                             ("tflite", {"tflite": True})):
+        forward = load_compiled(model_path, **options).forward
         for size in (1, BATCH):
             batch = images[:size]
             forward(batch)
@@ -385,10 +386,12 @@ def forward_levers(model_path: Path, bodies: Bodies) -> dict:
             while time.perf_counter() - started < 1.5:
                 forward(batch)
                 count += 1
-            results[f"forward jit_compile={jit} batch={size} µs"] = \
+            results[f"forward {variant} batch={size} µs"] = \
                 (time.perf_counter() - started) / count * 1e6
-        outputs[jit] = forward(images)
-    results["xla max |Δ| vs traced"] = float(np.abs(outputs[True] - outputs[False]).max())
+        outputs[variant] = np.concatenate([forward(image[None]) for image in images])
+    for variant in ("xla", "tflite"):
+        results[f"{variant} max |Δ| vs traced, one at a time"] = \
+            float(np.abs(outputs[variant] - outputs["traced"]).max())
 
     from werkzeug.wrappers import Request
 
@@ -530,6 +533,7 @@ LEVER_VARIANTS = {
     "sync 2": {"GUNICORN_CMD_ARGS": "--worker-class sync"},
     "sync 3": {"GUNICORN_CMD_ARGS": "--worker-class sync", "WEB_CONCURRENCY": "3"},
     "micro-batching 0": {"BATCH_WINDOW_MS": "0"},
+    "TFLite for single images": {"INFERENCE_TFLITE": "1"},
 }
 
 

@@ -60,11 +60,16 @@ class CompiledModel:
     forward: Callable[[np.ndarray], np.ndarray]  # (n, 28, 28, 1) float32 -> (n, 10) float32
 
 
-def load_compiled(path: Path, *, jit_compile: bool = False) -> CompiledModel:
+def load_compiled(path: Path, *, jit_compile: bool = False,
+                  tflite: bool | None = None) -> CompiledModel:
     """Load a `.keras` file with safe mode on (no code runs on load), compile and warm it.
 
-    `jit_compile=True` has XLA compile the traced function (`make bench-levers` measures
-    it; docs/benchmarks.md says why it is off)."""
+    `jit_compile=True` has XLA compile the traced function. `tflite=True` (default: the
+    environment's INFERENCE_TFLITE=1) also converts it to TFLite at load time for single images,
+    the hot path, and keeps that only if its outputs equal the traced function's within 1e-5.
+    `make bench-levers` measures both; docs/benchmarks.md says which pays."""
+    if tflite is None:
+        tflite = os.environ.get("INFERENCE_TFLITE", "0") == "1"
     tf = _configure_tensorflow()
     import keras
 
@@ -89,8 +94,15 @@ def load_compiled(path: Path, *, jit_compile: bool = False) -> CompiledModel:
     # The concrete function skips tf.function's per-call signature matching (~0.2 ms here).
     concrete = call.get_concrete_function()
 
-    def forward(images: np.ndarray) -> np.ndarray:
+    def traced(images: np.ndarray) -> np.ndarray:
         return concrete(tf.constant(images)).numpy()
+
+    single = _tflite_single(tf, concrete, traced) if tflite else None
+
+    def forward(images: np.ndarray) -> np.ndarray:
+        if single is not None and len(images) == 1:
+            return single(images)
+        return traced(images)
 
     # Warm: the first call traces the graph (~0.3 s); requests must never pay for that.
     warm = forward(np.zeros((1, *INPUT_SHAPE), np.float32))
@@ -98,6 +110,45 @@ def load_compiled(path: Path, *, jit_compile: bool = False) -> CompiledModel:
         raise NotADigitsModelError(f"the model's output for a blank image is {warm.shape}, "
                               f"not {CLASSES} finite probabilities")
     return CompiledModel(forward=forward)
+
+
+def _tflite_single(tf, concrete, traced: Callable[[np.ndarray], np.ndarray]):
+    """A TFLite interpreter for one image at a time, converted from the traced function with its
+    variables frozen into constants; None (and the traced function serves) if it can't be made
+    or any of its outputs for probe images differs from the traced function's by over 1e-5."""
+    import logging
+
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    log = logging.getLogger(__name__)
+    try:
+        frozen = convert_variables_to_constants_v2(concrete)
+        flat = tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+        interpreter = tf.lite.Interpreter(model_content=flat, num_threads=1)
+        interpreter.allocate_tensors()
+    except Exception as exc:  # noqa: BLE001 - any failure: serve with the traced function
+        log.warning("TFLite conversion failed, serving with the traced function: %s", exc)
+        return None
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+    lock = threading.Lock()  # an interpreter is not safe for concurrent use
+
+    def single(images: np.ndarray) -> np.ndarray:
+        with lock:
+            interpreter.set_tensor(input_index, np.ascontiguousarray(images, np.float32))
+            interpreter.invoke()
+            return interpreter.get_tensor(output_index).copy()
+
+    rng = np.random.default_rng(0)
+    probes = [np.zeros((1, *INPUT_SHAPE), np.float32),
+              *(rng.random((1, *INPUT_SHAPE), dtype=np.float32) for _ in range(15))]
+    difference = max(float(np.abs(single(x) - traced(x)).max()) for x in probes)
+    if not difference <= 1e-5:
+        log.warning("TFLite outputs differ from the traced function's by %g: not used", difference)
+        return None
+    return single
 
 
 def _check_shapes(model) -> None:
