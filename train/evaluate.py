@@ -47,10 +47,10 @@ def reference_dataset(model_dir: Path) -> str:
 
 
 def as_seen_by(dataset: Dataset, version: int) -> Dataset:
-    """The test digits as a model trained for preprocessing `version` sees them (training.py's
-    preprocessed_for, on the test split only). Feedback images were made by the predicting
-    model's version; version 2's stroke-width step leaves a version-2 image as it is, so every
-    sample is brought to what a version-2 model expects."""
+    """The test digits prepared as training prepares a model's own (training.py's
+    preprocessed_for, on the test split only), so every test set is scored as the training's
+    test split is. Today that leaves them as they are (NORMALISE_TRAINING_DIGITS is off); the
+    feedback images are already what the service made of the uploads."""
     from train.training import preprocessed_for
 
     test_only = Dataset(dataset.name, dataset.x_train[:0], dataset.y_train[:0], dataset.x_test,
