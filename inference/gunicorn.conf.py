@@ -70,6 +70,24 @@ def on_starting(server):
             os.remove(os.path.join(_metrics_dir, name))
 
 
+# With reuse_port each worker has its own socket from the moment it is forked, and the kernel
+# hands it connections at once. A worker that accepted them before its default model was loaded
+# and warmed would answer /readyz 503 while its sibling says 200 (a flapping probe: the launcher
+# and Kubernetes see "ready", then "not ready") and keep its first predictions waiting on the
+# load. So a worker starts accepting once its boot-time load has ended; connections wait in its
+# socket's backlog meanwhile. Bounded well inside `timeout`, which a worker's boot counts
+# against: past it the worker serves, and /readyz says "loading" until the load ends.
+BOOT_LOAD_WAIT_SECONDS = 20
+
+
+def post_worker_init(worker):
+    app = worker.wsgi
+    cache = getattr(app, "extensions", {}).get("model_cache")
+    if cache is not None and not cache.wait_for_background_loads(BOOT_LOAD_WAIT_SECONDS):
+        worker.log.warning("the default model is still loading after %s s: serving anyway",
+                           BOOT_LOAD_WAIT_SECONDS)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

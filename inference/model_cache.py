@@ -100,6 +100,7 @@ class ModelCache:
         self._failures: dict[str, tuple[FileSignature, str]] = {}
         self._load_locks: dict[str, threading.Lock] = {}
         self._background_loads: set[str] = set()
+        self._background_done = threading.Condition(self._lock)
 
     # ------------------------------------------------------------------ what a request gets
 
@@ -301,8 +302,14 @@ class ModelCache:
             finally:
                 with self._lock:
                     self._background_loads.discard(name)
+                    self._background_done.notify_all()
 
         threading.Thread(target=load, name=f"load-{name}", daemon=True).start()
+
+    def wait_for_background_loads(self, timeout: float) -> bool:
+        """Block until no background load is under way, at most `timeout` s; True if none is."""
+        with self._lock:
+            return self._background_done.wait_for(lambda: not self._background_loads, timeout)
 
 
 def _default_loader(path: Path):
