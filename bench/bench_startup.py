@@ -3,7 +3,8 @@
 Side by side in one run, each on an empty temporary volume and free ports:
 
 - **make run** (`python -m scripts.run_local`, what `make run` starts once the venv is there):
-  seconds from the command's start until the page answers through nginx, until the starter
+  seconds from the command's start until the page and the two APIs it loads first
+  (`/api/models`, `/api/train/runs`) answer through nginx, until the starter
   model is in `/api/models`, and until the first prediction of a drawn digit answers 200; and the
   starter's test accuracy.
 - **train first** (the order `make run` had before): the starter trained by the CLI, then the
@@ -90,7 +91,10 @@ def wait_until(check, start: float, timeout: float) -> float:
 
 def milestones(ui_url: str, start: float) -> dict:
     image = drawn_seven()
-    page = wait_until(lambda: http(ui_url + "/")[0] == 200, start, 300)
+    # The page counts as up when it and the APIs it loads first answer through nginx (nginx alone
+    # serves the HTML before the services are ready).
+    page = wait_until(lambda: all(http(ui_url + path)[0] == 200
+                                  for path in ("/", "/api/models", "/api/train/runs")), start, 300)
     listed = wait_until(lambda: (http(ui_url + "/api/models")[1] or {}).get("models"), start, 600)
     predict = ui_url + "/api/predict"
     first = wait_until(lambda: http(predict, {"image": image}, timeout=30)[0] == 200, start, 120)
