@@ -217,6 +217,10 @@ bench-levers: venv system-deps wrk ## the inference service's variants side by s
 bench-startup: venv system-deps ## seconds until the page, the first prediction and each container answer (empty volume)
 	$(PY) bench/bench_startup.py
 
+.PHONY: bench-memory
+bench-memory: venv ## an inference worker's RSS with 1 to 4 models cached (MODEL=name, else the starter is trained)
+	$(PY) bench/bench_memory.py $(if $(MODEL),--model $(MODEL) --model-dir $(MODEL_DIR))
+
 .PHONY: soak reliability-report
 # SOAK_SECONDS=60 by default.
 soak: venv system-deps wrk ## soak through nginx: 60 s at 80% of measured capacity (0 errors, RSS +<5%), 50 model reloads
