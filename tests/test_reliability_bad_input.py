@@ -271,7 +271,7 @@ def test_content_type_that_lies(inference, digits, observed):
     text_as_png = predict_file(inference, b"just some text, honestly", "image/png")
     jpeg_as_png = predict_file(inference, jpeg, "image/png")
     observed(f"PNG sent as application/json: {error_of(png_as_json, 400, 'invalid_json')}; "
-             f"JSON sent as image/png: {error_of(json_as_png, 415, 'unsupported_content_type')}; "
+             f"JSON sent as a raw image/png body: {error_of(json_as_png, 400, 'invalid_image')}; "
              f"text in a part labelled image/png: "
              f"{error_of(text_as_png, 400, 'invalid_image')}; a JPEG labelled image/png: "
              f"{answer_of(jpeg_as_png, int(labels[8]))} (the bytes decide); "
