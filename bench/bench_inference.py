@@ -46,6 +46,7 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.person_upload import as_person_upload  # noqa: E402 (after the path)
 from scripts.launcher import (  # noqa: E402 (after the path)
     Process,
     free_port,
@@ -94,22 +95,6 @@ def find_or_train_model(model_dir: Path, scratch: Path) -> tuple[Path, str]:
 # ------------------------------------------------------------------ request bodies
 
 
-def photo_like(digit, rng, canvas: int = 280) -> bytes:
-    """The digit as a person's photo: dark ink on light paper, 280×280 RGB PNG, with noise
-    (as tests/inference_support.py's as_person_upload)."""
-    import numpy as np
-    from PIL import Image
-
-    size = int(rng.integers(90, 261))
-    scaled = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
-    ink = np.zeros((canvas, canvas), np.float32)
-    top, left = (int(v) for v in rng.integers(0, canvas - size + 1, size=2))
-    ink[top: top + size, left: left + size] = np.asarray(scaled, np.float32) / 255
-    paper, pen = rng.uniform(205, 245), rng.uniform(10, 70)
-    photo = paper + (pen - paper) * ink + rng.normal(0, 4, ink.shape)
-    return png(np.clip(photo, 0, 255).astype(np.uint8), "RGB")
-
-
 def png(pixels, mode: str = "L") -> bytes:
     from PIL import Image
 
@@ -139,7 +124,7 @@ class Bodies:
         dataset = load_dataset("mnist-5k", scratch)
         self.label = int(dataset.y_test[0])
         self.mnist_png = png(dataset.x_test[0])
-        self.photo_png = photo_like(dataset.x_test[0], np.random.default_rng(20240607))
+        self.photo_png = as_person_upload(dataset.x_test[0], np.random.default_rng(20240607))
         self.batch_pngs = [png(pixels) for pixels in dataset.x_test[:BATCH]]
         self.batch_labels = [int(y) for y in dataset.y_test[:BATCH]]
         multipart_type = f"multipart/form-data; boundary={BOUNDARY}"
