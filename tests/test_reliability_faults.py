@@ -42,8 +42,11 @@ ACTIVE = ("queued", "running", "stopping")
 
 
 def metric_sum(server, prefix: str) -> float:
-    """The sum of the samples of /metrics whose line starts with `prefix`."""
-    text = requests.get(server.url("/metrics"), timeout=10).text
+    """The sum of the samples of /metrics whose line starts with `prefix`.
+
+    A request the kernel gives to a booting worker's socket waits until that worker's model
+    load has ended (gunicorn.conf.py's post_worker_init, at most 20 s): hence the 30 s."""
+    text = requests.get(server.url("/metrics"), timeout=30).text
     return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
                if line.startswith(prefix))
 
