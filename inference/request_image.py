@@ -15,6 +15,8 @@ socket gets a read timeout and the whole body a deadline (body_deadline.py); eit
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import current_app, request
@@ -64,21 +66,13 @@ def read_image_request() -> tuple[bytes, str | None]:
 
 def read_predict_request() -> PredictRequest:
     """One image or a batch, and the optional model name, from multipart, JSON or a raw body."""
-    token = _watch_body()
-    try:
+    with _within_body_deadline():
         if request.mimetype == "multipart/form-data":
             return _read_multipart()
         if request.is_json:
             return _read_json()
         if request.mimetype.startswith("image/"):
             return _read_raw_image()
-    except (TimeoutError, ClientDisconnected):
-        # Werkzeug reports a socket timeout while reading the body as a disconnection.
-        raise _too_slow() from None
-    finally:
-        # Cut off by the deadline, the body ended early: whatever was made of it is void.
-        if token is not None and body_deadline.deadlines.done(token):
-            raise _too_slow()
     raise ApiError(415, "unsupported_content_type",
                    "Send multipart/form-data with a file field 'image', application/json "
                    "with {\"image\": \"<base64 or data URL>\"} (or {\"images\": [...]}), or "
@@ -87,12 +81,21 @@ def read_predict_request() -> PredictRequest:
 
 def read_raw_body() -> bytes:
     """The whole body as it came (the /v2 routes' tensors), under the same deadline (408)."""
+    with _within_body_deadline():
+        return request.get_data(cache=False)
+
+
+@contextmanager
+def _within_body_deadline() -> Iterator[None]:
+    """Read the body inside this block: a body too slow or cut off by its deadline is a 408."""
     token = _watch_body()
     try:
-        return request.get_data(cache=False)
+        yield
     except (TimeoutError, ClientDisconnected):
+        # Werkzeug reports a socket timeout while reading the body as a disconnection.
         raise _too_slow() from None
     finally:
+        # Cut off by the deadline, the body ended early: whatever was made of it is void.
         if token is not None and body_deadline.deadlines.done(token):
             raise _too_slow()
 

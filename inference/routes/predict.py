@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from .. import metrics
 from ..errors import ApiError, ErrorSchema
-from ..preprocess import ImageError, preprocess
+from ..preprocess import ImageError, Preprocessed, preprocess
 from ..request_image import limit_socket_reads, read_image_request, read_predict_request
 from ..schemas import (
     BatchPredictionSchema,
@@ -84,16 +84,20 @@ def _answer(data: bytes, model_name: str | None):
     prepared = preprocess(data, model.preprocessing_version)
     # The compiled forward call (runtime.CompiledModel): no Keras predict loop per request.
     probabilities = model.probabilities(prepared.image)
-    digit = int(probabilities.argmax())
     metrics.PREDICTIONS.labels(model.name).inc()
-    return jsonify({
-        "model": model.name,
+    return jsonify({"model": model.name, **_prediction(probabilities, prepared)})
+
+
+def _prediction(probabilities: np.ndarray, prepared: Preprocessed) -> dict:
+    """One image's answer: the digit, how sure, all ten, and what the model saw."""
+    digit = int(probabilities.argmax())
+    return {
         "digit": digit,
         "confidence": float(probabilities[digit]),
         "probabilities": [float(p) for p in probabilities],
         "preprocessed": prepared.png_data_url(),
         "preprocessing_version": prepared.version,
-    })
+    }
 
 
 def _answer_batch(images: list, model_name: str | None):
@@ -112,14 +116,7 @@ def _answer_batch(images: list, model_name: str | None):
     if prepared:
         rows = model.forward(np.stack([item.image for _, item in prepared]))
         for (index, item), probabilities in zip(prepared, rows, strict=True):
-            digit = int(probabilities.argmax())
-            answers[index] = {
-                "digit": digit,
-                "confidence": float(probabilities[digit]),
-                "probabilities": [float(p) for p in probabilities],
-                "preprocessed": item.png_data_url(),
-                "preprocessing_version": item.version,
-            }
+            answers[index] = _prediction(probabilities, item)
         metrics.PREDICTIONS.labels(model.name).inc(len(prepared))
     return jsonify({"model": model.name,
                     "predictions": [answers[index] for index in range(len(images))]})
