@@ -19,8 +19,9 @@
    images/s, in this one process, no HTTP.
 
 `--levers` instead measures the service's variants side by side (worker class, processes ×
-threads, one shared listening socket, micro-batching) and, in-process, XLA for the forward call
-and the multipart parser's cost.
+threads, one shared listening socket, micro-batching, TFLite; nginx in front of the first as the
+page has it, without its in-memory body buffer, and with keep-alive connections upstream) and,
+in-process, XLA for the forward call and the multipart parser's cost.
 
     python bench/bench_inference.py [--duration 4] [--rounds 3] [--levers] [--json FILE]
 """
@@ -48,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.person_upload import as_person_upload  # noqa: E402 (after the path)
 from scripts.launcher import (  # noqa: E402 (after the path)
+    LOCALHOST,
     Process,
     free_port,
     gunicorn,
@@ -522,6 +524,25 @@ LEVER_VARIANTS = {
 }
 
 
+def default_body_buffer(template: Path, scratch: Path) -> Path:
+    """The ui's template without its in-memory body buffer."""
+    variant = scratch / "default-body-buffer.conf.template"
+    variant.write_text("\n".join(line for line in template.read_text().splitlines()
+                                 if "client_body_buffer_size" not in line))
+    return variant
+
+
+def upstream_keepalive(template: Path, scratch: Path, inference_port: int) -> Path:
+    """The ui's template with inference behind an upstream block that keeps idle connections
+    open (nginx's `keepalive`), instead of a new connection per request."""
+    variant = scratch / "upstream-keepalive.conf.template"
+    upstream = (f"upstream digits_inference {{\n    server {LOCALHOST}:{inference_port};\n"
+                "    keepalive 16;\n}\n\n")
+    variant.write_text(upstream + template.read_text().replace(
+        "proxy_pass ${INFERENCE_URL};", "proxy_pass http://digits_inference;"))
+    return variant
+
+
 def levers(args, bodies: Bodies, model_dir: Path, model_name: str, scratch: Path,
            results: dict) -> None:
     wanted = [v.strip() for v in args.variants.split(";")] if args.variants else \
@@ -539,16 +560,16 @@ def levers(args, bodies: Bodies, model_dir: Path, model_name: str, scratch: Path
         for number, (process, name) in enumerate(zip(processes, wanted, strict=True)):
             metrics_dir = targets[number].metrics_dir
             if number == 0 and not args.no_nginx:
-                # nginx in front of the first variant: the ui's template, and the same without
-                # its in-memory body buffer (nginx's default: bodies over 16 KB to a file).
+                # nginx in front of the first variant: the ui's template, the same without its
+                # in-memory body buffer (nginx's default: bodies over 16 KB to a file), and the
+                # same with keep-alive connections to inference (an upstream block).
                 port = int(process.base_url.rsplit(":", 1)[1])
                 original = launcher.NGINX_TEMPLATE
-                variant = scratch / "default-body-buffer.conf.template"
-                variant.write_text("\n".join(
-                    line for line in original.read_text().splitlines()
-                    if "client_body_buffer_size" not in line))
-                for label, template in (("via nginx", original),
-                                        ("via nginx, default body buffer", variant)):
+                for label, template in (
+                        ("via nginx", original),
+                        ("via nginx, default body buffer", default_body_buffer(original, scratch)),
+                        ("via nginx, upstream keep-alive",
+                         upstream_keepalive(original, scratch, port))):
                     launcher.NGINX_TEMPLATE = template
                     try:
                         nginx = stack.enter_context(nginx_process(free_port(), port,
