@@ -515,6 +515,10 @@ LEVER_VARIANTS = {
     "gthread 2×4, reuse_port (default)": {},
     "gthread 2×4, one shared socket": {"INFERENCE_REUSE_PORT": "0"},
     "gthread 2×1": {"INFERENCE_THREADS": "1"},
+    "gthread 2×2": {"INFERENCE_THREADS": "2"},
+    # gunicorn's heartbeat touches a temporary file on every turn of a worker's loop; its docs
+    # advise a tmpfs for it (/tmp is on disk here and in many images).
+    "worker tmp dir /dev/shm": {"GUNICORN_CMD_ARGS": "--worker-tmp-dir /dev/shm"},
     "gthread 2×8": {"INFERENCE_THREADS": "8"},
     "gthread 3×2": {"WEB_CONCURRENCY": "3", "INFERENCE_THREADS": "2"},
     "sync 2": {"GUNICORN_CMD_ARGS": "--worker-class sync"},

@@ -3,13 +3,15 @@
 The peers (KServe's model server, a plain FastAPI app) run from their own virtual environment
 (bench/peers/requirements.txt) and import `inference.preprocess` and `inference.runtime` from
 this checkout, so that only the serving stack differs from the service's: same decode and
-preprocessing, same traced forward function, the same answer (digit, confidence, the ten
-probabilities, the preprocessed image as a PNG data URL).
+preprocessing (in the version the model's metadata asks for, as the service applies it), same
+traced forward function, the same answer (digit, confidence, the ten probabilities, the
+preprocessed image as a PNG data URL).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sys
 from pathlib import Path
@@ -22,20 +24,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from inference.preprocess import preprocess  # noqa: E402 (after the path)
 from inference.runtime import load_compiled  # noqa: E402
+from inference.volume import preprocessing_version  # noqa: E402
 
 
 class Predictor:
     def __init__(self, model_path: str):
         self.name = Path(model_path).stem
         self.forward = load_compiled(Path(model_path)).forward
+        self.version = preprocessing_version(model_metadata(Path(model_path)))
 
     def answer(self, data: bytes) -> dict:
-        prepared = preprocess(data)
+        prepared = preprocess(data, self.version)
         probabilities = self.forward(prepared.image[None])[0]
         digit = int(probabilities.argmax())
         return {"model": self.name, "digit": digit, "confidence": float(probabilities[digit]),
                 "probabilities": [float(p) for p in probabilities],
                 "preprocessed": prepared.png_data_url()}
+
+
+def model_metadata(model_path: Path) -> dict:
+    """The `<name>.json` beside the model, or {} when there is none."""
+    path = model_path.with_suffix(".json")
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def image_from_base64(text: str) -> bytes:
