@@ -1,7 +1,7 @@
-"""runtime.load_compiled(tflite=True) (INFERENCE_TFLITE=1): single images through a TFLite
-interpreter converted at load time, with outputs equal to the traced Keras function's within
-1e-5 on the model's test digits; batches through the traced function; and the traced function
-alone when the conversion fails."""
+"""runtime.load_compiled(tflite=True), the default (INFERENCE_TFLITE=0 turns it off): single
+images through a TFLite interpreter converted at load time, with outputs equal to the traced
+Keras function's within 1e-5 on the model's test digits; batches through the traced function;
+and the traced function alone when the conversion fails."""
 
 from __future__ import annotations
 
@@ -56,13 +56,22 @@ def test_a_failed_conversion_leaves_the_traced_function_serving(model_path, imag
     np.testing.assert_array_equal(forward(images[:1]), traced(images[:1]))
 
 
-def test_tflite_is_off_unless_asked(model_path, images, traced, monkeypatch):
+def test_tflite_is_on_by_default_and_off_with_inference_tflite_0(model_path, images, traced,
+                                                                  monkeypatch):
     import tensorflow as tf
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("converted although INFERENCE_TFLITE is not 1")
+    conversions = []
+    convert = tf.lite.TFLiteConverter.from_concrete_functions
 
-    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_concrete_functions", refuse)
+    def counted(*args, **kwargs):
+        conversions.append(1)
+        return convert(*args, **kwargs)
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_concrete_functions", counted)
     monkeypatch.delenv("INFERENCE_TFLITE", raising=False)
+    load_compiled(model_path)
+    assert len(conversions) == 1
+    monkeypatch.setenv("INFERENCE_TFLITE", "0")
     forward = load_compiled(model_path).forward
+    assert len(conversions) == 1
     np.testing.assert_array_equal(forward(images[:1]), traced(images[:1]))
