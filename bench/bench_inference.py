@@ -20,8 +20,8 @@
 
 `--levers` instead measures the service's variants side by side (worker class, processes ×
 threads, one shared listening socket, micro-batching, TFLite; nginx in front of the first as the
-page has it, without its in-memory body buffer, and with keep-alive connections upstream) and,
-in-process, XLA for the forward call and the multipart parser's cost.
+page has it, without its in-memory body buffer, and with a new upstream connection per request)
+and, in-process, XLA for the forward call and the multipart parser's cost.
 
     python bench/bench_inference.py [--duration 4] [--rounds 3] [--levers] [--json FILE]
 """
@@ -49,7 +49,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.person_upload import as_person_upload  # noqa: E402 (after the path)
 from scripts.launcher import (  # noqa: E402 (after the path)
-    LOCALHOST,
     Process,
     free_port,
     gunicorn,
@@ -536,14 +535,15 @@ def default_body_buffer(template: Path, scratch: Path) -> Path:
     return variant
 
 
-def upstream_keepalive(template: Path, scratch: Path, inference_port: int) -> Path:
-    """The ui's template with inference behind an upstream block that keeps idle connections
-    open (nginx's `keepalive`), instead of a new connection per request."""
-    variant = scratch / "upstream-keepalive.conf.template"
-    upstream = (f"upstream digits_inference {{\n    server {LOCALHOST}:{inference_port};\n"
-                "    keepalive 16;\n}\n\n")
-    variant.write_text(upstream + template.read_text().replace(
-        "proxy_pass ${INFERENCE_URL};", "proxy_pass http://digits_inference;"))
+def new_connection_per_request(template: Path, scratch: Path) -> Path:
+    """The ui's template with inference passed to by address, without its upstream block: a new
+    connection for every request (what the page had before keep-alive)."""
+    variant = scratch / "new-connection.conf.template"
+    text = template.read_text()
+    upstream = text[text.index("upstream inference {"):]
+    upstream = upstream[: upstream.index("}") + 1]
+    variant.write_text(text.replace(upstream, "").replace(
+        "proxy_pass http://inference;", "proxy_pass http://${INFERENCE_ADDRESS};"))
     return variant
 
 
@@ -566,14 +566,14 @@ def levers(args, bodies: Bodies, model_dir: Path, model_name: str, scratch: Path
             if number == 0 and not args.no_nginx:
                 # nginx in front of the first variant: the ui's template, the same without its
                 # in-memory body buffer (nginx's default: bodies over 16 KB to a file), and the
-                # same with keep-alive connections to inference (an upstream block).
+                # same with a new connection to inference per request (no upstream block).
                 port = int(process.base_url.rsplit(":", 1)[1])
                 original = launcher.NGINX_TEMPLATE
                 for label, template in (
                         ("via nginx", original),
                         ("via nginx, default body buffer", default_body_buffer(original, scratch)),
-                        ("via nginx, upstream keep-alive",
-                         upstream_keepalive(original, scratch, port))):
+                        ("via nginx, a new connection per request",
+                         new_connection_per_request(original, scratch))):
                     launcher.NGINX_TEMPLATE = template
                     try:
                         nginx = stack.enter_context(nginx_process(free_port(), port,

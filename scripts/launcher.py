@@ -32,7 +32,7 @@ NGINX = Path(os.environ.get("NGINX", "/usr/sbin/nginx"))
 NGINX_TEMPLATE = REPO / "ui" / "nginx" / "default.conf.template"
 STATIC_ROOT = REPO / "ui" / "static"
 MIME_TYPES = Path("/etc/nginx/mime.types")
-TEMPLATE_VARIABLES = ("HOST", "PORT", "STATIC_ROOT", "INFERENCE_URL", "TRAIN_URL",
+TEMPLATE_VARIABLES = ("HOST", "PORT", "STATIC_ROOT", "INFERENCE_ADDRESS", "TRAIN_URL",
                       "MAX_UPLOAD_BYTES")
 DEFAULT_MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
@@ -243,7 +243,7 @@ def write_nginx_config(workdir: Path, ui_port: int, inference_port: int, train_p
         "HOST": LOCALHOST,
         "PORT": str(ui_port),
         "STATIC_ROOT": str(STATIC_ROOT),
-        "INFERENCE_URL": f"http://{LOCALHOST}:{inference_port}",
+        "INFERENCE_ADDRESS": f"{LOCALHOST}:{inference_port}",
         "TRAIN_URL": f"http://{LOCALHOST}:{train_port}",
         "MAX_UPLOAD_BYTES": str(max_upload_bytes),
     })

@@ -74,7 +74,7 @@ def test_environment_follows_the_design(compose):
     assert compose["train"]["environment"]["PORT"] == "8001"
     assert compose["inference"]["environment"]["PORT"] == "8000"
     ui = compose["ui"]["environment"]
-    assert ui["INFERENCE_URL"] == "http://inference:8000"
+    assert ui["INFERENCE_ADDRESS"] == "inference:8000"
     assert ui["TRAIN_URL"] == "http://train:8001"
     assert ui["MAX_UPLOAD_BYTES"] == compose["inference"]["environment"]["MAX_UPLOAD_BYTES"]
 

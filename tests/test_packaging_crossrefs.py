@@ -113,8 +113,10 @@ def test_ui_upstreams_are_the_services(rendered):
     maps = config_maps(rendered)
     services = by_kind(rendered, "Service")
     env = container_env(pod_spec(deployments(rendered)["ui"])["containers"][0], maps)
-    for variable, service in (("INFERENCE_URL", "inference"), ("TRAIN_URL", "train")):
-        url = urlsplit(env[variable])
+    # Inference is an nginx upstream block (host:port), train a URL.
+    for variable, service in (("INFERENCE_ADDRESS", "inference"), ("TRAIN_URL", "train")):
+        value = env[variable] if "://" in env[variable] else f"http://{env[variable]}"
+        url = urlsplit(value)
         assert url.hostname == service and url.path in ("", "/")
         assert url.port in {port["port"] for port in services[service]["spec"]["ports"]}
 

@@ -186,7 +186,7 @@ def test_ui_image_template_renders_to_a_config_nginx_accepts(tmp_path):
     """
     template = (REPO / "ui" / "nginx" / "default.conf.template").read_text()
     env = env_of(stages("ui")[0])
-    env.update(INFERENCE_URL="http://127.0.0.1:8000", TRAIN_URL="http://127.0.0.1:8001",
+    env.update(INFERENCE_ADDRESS="127.0.0.1:8000", TRAIN_URL="http://127.0.0.1:8001",
                STATIC_ROOT=str(REPO / "ui" / "static"), HOST="127.0.0.1")
     pattern = re.compile(env["NGINX_ENVSUBST_FILTER"])
     variables = " ".join(f"${{{name}}}" for name in env if pattern.search(name))
