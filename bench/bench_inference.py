@@ -318,8 +318,13 @@ class Ceiling:
 
     def __init__(self, model_path: Path, images: list[bytes]):
         from inference.runtime import load_compiled
+        from inference.volume import preprocessing_version
 
         self.forward = load_compiled(model_path).forward
+        # The preprocessing the service applies to this model (its metadata's version).
+        metadata = model_path.with_suffix(".json")
+        self.version = preprocessing_version(
+            json.loads(metadata.read_text()) if metadata.is_file() else {})
         self.images = images
         self.runs: list[float] = []
         self.preprocess_us: list[float] = []
@@ -329,7 +334,8 @@ class Ceiling:
 
         from inference.preprocess import preprocess
 
-        return self.forward(np.stack([preprocess(image).image for image in self.images]))
+        return self.forward(np.stack([preprocess(image, self.version).image
+                                      for image in self.images]))
 
     def measure(self, seconds: float = 3.0) -> None:
         from inference.preprocess import preprocess
@@ -342,7 +348,7 @@ class Ceiling:
         self.runs.append(done / (time.perf_counter() - started))
         started = time.perf_counter()
         for image in self.images * 5:
-            preprocess(image)
+            preprocess(image, self.version)
         self.preprocess_us.append((time.perf_counter() - started) / (5 * len(self.images)) * 1e6)
         print(f"  in-process ceiling: {self.runs[-1]:.0f} images/s", flush=True)
 
