@@ -7,7 +7,7 @@ upload; the model reads the resulting 28×28 inputs. Prints one table — set, i
 three worst confusions — and writes it, with the date, the model, the machine's load and a sheet
 of sample images, into docs/handwriting.md (one section per model, replaced on re-measuring).
 
-    python bench/bench_handwriting.py --train-starter            # cnn on mnist-5k, trained now
+    python bench/bench_handwriting.py --train-starter            # the starter, trained now
     python bench/bench_handwriting.py --model NAME [--model-dir DIR]
         [--mnist-npz PATH] [--count N] [--cache-dir DIR | --no-cache] [--refresh]
         [--doc PATH | --no-doc] [--samples PATH] [--label TEXT] [--key KEY]
@@ -52,8 +52,8 @@ def parser() -> argparse.ArgumentParser:
                        help="make (and cache) the sets, measure nothing")
     which.add_argument("--model", help="measure <model-dir>/<MODEL>.keras")
     which.add_argument("--train-starter", action="store_true",
-                       help="train the starter (python -m train --dataset mnist-5k "
-                            "--architecture cnn) in a temporary volume and measure it")
+                       help="train the starter (python -m train --starter) in a "
+                            "temporary volume and measure it")
     p.add_argument("--model-dir", type=Path,
                    default=Path(os.environ.get("MODEL_DIR", REPO / "model-volume")),
                    help="the model volume (default: $MODEL_DIR or ./model-volume)")
@@ -85,8 +85,7 @@ def load_average() -> str:
 
 def train_starter(volume: Path, seed: int | None) -> tuple[Path, float]:
     """The starter recipe, through the real CLI, into `volume`; (model path, seconds)."""
-    command = [sys.executable, "-m", "train", "--dataset", "mnist-5k", "--architecture", "cnn",
-               "--name", STARTER_NAME, "--model-dir", str(volume)]
+    command = [sys.executable, "-m", "train", "--starter", "--model-dir", str(volume)]
     if seed is not None:
         command += ["--seed", str(seed)]
     print("training the starter:", " ".join(command[1:]), flush=True)
