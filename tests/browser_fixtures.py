@@ -105,15 +105,17 @@ class BrowserProblems:
 
 @pytest.fixture
 def open_page(chromium, ui_system) -> Iterator:
-    """open_page(view="predict", viewport=DESKTOP) -> a Playwright page on that view.
+    """open_page(view="predict", viewport=DESKTOP, **context_options) -> a Playwright page on
+    that view (context_options go to Playwright's new_context: has_touch, is_mobile, ...).
 
     The test fails if any page it opened logged a console error or threw.
     """
     problems = BrowserProblems()
     contexts = []
 
-    def opener(view: str = "predict", viewport: dict = DESKTOP):
-        context = chromium.new_context(viewport=viewport, device_scale_factor=1)
+    def opener(view: str = "predict", viewport: dict = DESKTOP, **context_options):
+        context = chromium.new_context(viewport=viewport,
+                                       **{"device_scale_factor": 1, **context_options})
         context.set_default_timeout(30_000)
         contexts.append(context)
         page = context.new_page()
