@@ -68,11 +68,14 @@ def no_active_run(http):
     wait_for(idle, 300, interval=2, what="no active run")
 
 
-def test_a_one_epoch_run_from_the_page_becomes_a_job_that_succeeds_and_is_served(
+def test_a_short_run_from_the_page_becomes_a_job_that_succeeds_and_is_served(
         http, core, batch, test_digits):
     before = inference_pods(core)
-    name = f"cluster-one-epoch-{SUFFIX}"
-    run = start_run(http, epochs=1, name=name)
+    name = f"cluster-short-run-{SUFFIX}"
+    # Eight epochs (a few seconds), polled four times a second: the Job writes its progress at
+    # most once a second, and on a quiet machine one epoch of `simple` on mnist-5k ended before
+    # any write.
+    run = start_run(http, epochs=8, name=name)
     run_id = run["id"]
 
     jobs = wait_for(lambda: run_jobs(batch, run_id), 60, what="the run's Job")
@@ -86,7 +89,7 @@ def test_a_one_epoch_run_from_the_page_becomes_a_job_that_succeeds_and_is_served
     assert pod.spec.automount_service_account_token is False
     # And as it runs: the process's UID, and a root file system that refuses a write.
     uid = kubectl("-n", NAMESPACE, "exec", pod.metadata.name, "--", "id", "-u", check=False)
-    if uid.returncode == 0:  # the pod may have finished already: one epoch is quick
+    if uid.returncode == 0:  # the pod may have finished already: the run is short
         assert uid.stdout.strip() == "10001"
         write = kubectl("-n", NAMESPACE, "exec", pod.metadata.name, "--", "touch", "/probe",
                         check=False)
@@ -99,7 +102,7 @@ def test_a_one_epoch_run_from_the_page_becomes_a_job_that_succeeds_and_is_served
         if current["state"] == "running" and current.get("progress", 0) > 0:
             progress_seen.append(current["progress"])
         return current["state"] in FINAL_STATES and current
-    final = wait_for(ended, RUN_TIMEOUT, interval=1, what=f"run {run_id} to end")
+    final = wait_for(ended, RUN_TIMEOUT, interval=0.25, what=f"run {run_id} to end")
     assert final["state"] == "succeeded", final
     assert final["model"] == name
     assert progress_seen, "no progress arrived while the run ran"
