@@ -318,13 +318,12 @@ class Ceiling:
 
     def __init__(self, model_path: Path, images: list[bytes]):
         from inference.runtime import load_compiled
-        from inference.volume import preprocessing_version
+        from inference.volume import ModelVolume, preprocessing_version
 
         self.forward = load_compiled(model_path).forward
         # The preprocessing the service applies to this model (its metadata's version).
-        metadata = model_path.with_suffix(".json")
         self.version = preprocessing_version(
-            json.loads(metadata.read_text()) if metadata.is_file() else {})
+            ModelVolume(model_path.parent).metadata_of(model_path.stem))
         self.images = images
         self.runs: list[float] = []
         self.preprocess_us: list[float] = []

@@ -11,7 +11,6 @@ preprocessed image as a PNG data URL).
 from __future__ import annotations
 
 import base64
-import json
 import os
 import sys
 from pathlib import Path
@@ -24,14 +23,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from inference.preprocess import preprocess  # noqa: E402 (after the path)
 from inference.runtime import load_compiled  # noqa: E402
-from inference.volume import preprocessing_version  # noqa: E402
+from inference.volume import ModelVolume, preprocessing_version  # noqa: E402
 
 
 class Predictor:
     def __init__(self, model_path: str):
-        self.name = Path(model_path).stem
-        self.forward = load_compiled(Path(model_path)).forward
-        self.version = preprocessing_version(model_metadata(Path(model_path)))
+        path = Path(model_path)
+        self.name = path.stem
+        self.forward = load_compiled(path).forward
+        self.version = preprocessing_version(ModelVolume(path.parent).metadata_of(path.stem))
 
     def answer(self, data: bytes) -> dict:
         prepared = preprocess(data, self.version)
@@ -40,12 +40,6 @@ class Predictor:
         return {"model": self.name, "digit": digit, "confidence": float(probabilities[digit]),
                 "probabilities": [float(p) for p in probabilities],
                 "preprocessed": prepared.png_data_url()}
-
-
-def model_metadata(model_path: Path) -> dict:
-    """The `<name>.json` beside the model, or {} when there is none."""
-    path = model_path.with_suffix(".json")
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def image_from_base64(text: str) -> bytes:
