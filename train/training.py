@@ -183,11 +183,14 @@ def training_data(params: TrainParams, model_dir: Path) -> tuple[Dataset, dict |
 
 def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None = None,
                 verbose: int | str = 0, seed: int | None = None,
-                preprocessing_version: int = PREPROCESSING_VERSION) -> dict:
+                preprocessing_version: int = PREPROCESSING_VERSION,
+                jit_compile: bool = False) -> dict:
     """Train as `params` say and save the model; return its metadata.
 
     `preprocessing_version` pins an older preprocessing (PREPROCESSING_VERSIONS) for
-    comparisons; new models get the newest.
+    comparisons; new models get the newest. `jit_compile` (XLA for the train step) is for
+    `make bench-train`'s levers: on 2 CPU cores it made an epoch of the full MNIST ~1.9× slower
+    (docs/benchmarks.md, "Training"), so training runs without it.
     """
     if preprocessing_version not in PREPROCESSING_VERSIONS:
         raise ValueError(f"unknown preprocessing version {preprocessing_version!r}")
@@ -208,7 +211,7 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate(architecture.schedule, params.learning_rate, steps * params.epochs)),
-        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
     train_data, test_data = input_pipelines(dataset, params.batch_size, params.augment, seed)
     callback = ProgressCallback(reporter, params.epochs, steps)
     started = time.monotonic()
