@@ -1,15 +1,13 @@
 """Stroke-width normalisation of 28×28 digits: the last step of preprocessing version 2.
 
-THIS FILE EXISTS TWICE, byte for byte: inference/stroke_width.py (applied to every upload of a
-model that expects version 2) and train/stroke_width.py (applied to the training and test
-digits of a model trained with version 2). Each service's image copies only its own folder, so
-the function is copied rather than shared; tests/test_preprocessing_versions.py fails when the
-two files differ. Change both or neither, and a change is a new preprocessing version.
+A change to this function is a new preprocessing version (inference/preprocess.py). Training
+does not use it: normalising the training digits too was measured and does not pay
+(docs/handwriting.md, "Versioned preprocessing").
 
 A digit's stroke width is estimated as its ink pixels over its skeleton's pixels (Zhang-Suen
 thinning of the pixels brighter than INK): MNIST's median is ~2.5 px. A digit wider than WIDE
 loses a pixel of width (a 2×2 grey erosion), one narrower than THIN gains one (a 2×2 grey
-dilation); the others are left as they are. Only numpy: both services have it.
+dilation); the others are left as they are. Only numpy.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ if str(REPO) not in sys.path:
 
 from inference import preprocess as pre  # noqa: E402
 from inference import stroke_width as inference_strokes  # noqa: E402
-from train import stroke_width as train_strokes  # noqa: E402
 
 # sha256 (first 16 hex digits) of preprocess(upload).image's float32 bytes, made by the code of
 # commit 2e91c33 (the last before versions) on the uploads of `uploads()` below: version 1 must
@@ -94,12 +93,12 @@ def test_version_1_is_the_preprocessing_before_versions_byte_for_byte(uploads):
 def test_version_2_normalises_the_stroke_width_of_version_1s_digit_when_no_light_to_flatten(
         uploads):
     # White-on-black uploads have no paper to flatten: version 2 is version 1's digit with its
-    # stroke width normalised, by the very function training uses.
+    # stroke width normalised.
     for name in ("mnist-0", "drawn-0", "thick-0", "thin-0"):
         v1 = pre.preprocess(uploads[name], 1).image[..., 0]
         v2 = pre.preprocess(uploads[name], 2)
         assert v2.version == 2 and v2.image.shape == (28, 28, 1)
-        assert np.array_equal(v2.image[..., 0], train_strokes.normalise_stroke_width(v1)), name
+        assert np.array_equal(v2.image[..., 0], inference_strokes.normalise_stroke_width(v1)), name
 
 
 def test_thick_digits_are_thinned_and_thin_ones_thickened(uploads):
@@ -140,39 +139,43 @@ def test_unknown_versions_are_refused():
     assert pre.check_version(2) == 2 and pre.LATEST_VERSION == 2
 
 
-# ---------------------------------------------------------------- one function, two services
+# ---------------------------------------------------------------- the stroke width
 
 
-def test_train_and_inference_have_the_same_stroke_width_file():
-    inference_file = (REPO / "inference" / "stroke_width.py").read_bytes()
-    assert (REPO / "train" / "stroke_width.py").read_bytes() == inference_file
-
-
-def test_train_and_inference_normalise_the_same_digits_identically(source):
+def test_mnists_stroke_is_in_the_range_the_thresholds_assume(source):
     digits = source.images[:300].astype(np.float32) / 255.0
-    assert np.array_equal(train_strokes.normalise_stroke_width(digits),
-                          inference_strokes.normalise_stroke_width(digits))
     widths = inference_strokes.stroke_widths(digits)
     assert 2.0 < float(np.median(widths)) < 3.2  # MNIST's stroke, in these units
 
 
-def test_training_can_apply_the_same_function_to_its_digits(source):
-    """New models are for the newest version. Normalising their training digits too measured
-    worse (docs/handwriting.md), so it is off; when on, it is the service's very function."""
+def test_new_models_are_for_the_newest_version_and_train_on_the_digits_as_they_are(
+        tmp_path, monkeypatch):
+    """Normalising the training digits too measured worse (docs/handwriting.md): training
+    passes the data set's digits to the model untouched, whatever the version."""
+    from train import training
     from train.datasets import Dataset
-    from train.training import NORMALISE_TRAINING_DIGITS, PREPROCESSING_VERSION, preprocessed_for
 
-    assert PREPROCESSING_VERSION == pre.LATEST_VERSION
-    dataset = Dataset("x", source.images[:200], source.labels[:200], source.images[200:300],
-                      source.labels[200:300])
-    assert preprocessed_for(dataset, 1, normalise=True) is dataset
-    assert NORMALISE_TRAINING_DIGITS is False and preprocessed_for(dataset, 2) is dataset
-    v2 = preprocessed_for(dataset, 2, normalise=True)
-    assert v2.x_train.dtype == np.uint8
-    expected = inference_strokes.normalise_stroke_width(source.images[:200] / 255.0)
-    assert np.array_equal(v2.x_train.astype(np.float32) / 255.0, expected.astype(np.float32))
-    assert not np.array_equal(v2.x_train, dataset.x_train)  # some digits did change
-    assert np.array_equal(v2.y_train, dataset.y_train)
+    assert training.PREPROCESSING_VERSION == pre.LATEST_VERSION
+    assert not (REPO / "train" / "stroke_width.py").exists()
+    seen = {}
+    dataset = Dataset("x", np.full((8, 28, 28), 7, np.uint8), np.arange(8) % 10,
+                      np.full((4, 28, 28), 7, np.uint8), np.arange(4))
+
+    def fake_training_data(params, model_dir):
+        return dataset, None
+
+    def stop_at_the_pipeline(data, batch_size, augment, seed):
+        seen["x_train"] = data.x_train
+        raise training.TrainingStopped("enough")
+
+    monkeypatch.setattr(training, "training_data", fake_training_data)
+    monkeypatch.setattr(training, "input_pipelines", stop_at_the_pipeline)
+    from train.params import resolve
+
+    params = resolve({"dataset": "mnist-5k", "epochs": 1, "name": "x"}, tmp_path)
+    with pytest.raises(training.TrainingStopped):
+        training.train_model(params, tmp_path, seed=1)
+    assert seen["x_train"] is dataset.x_train
 
 
 def test_the_skeleton_is_one_pixel_wide_and_connected_like_the_stroke():

@@ -46,18 +46,6 @@ def reference_dataset(model_dir: Path) -> str:
     return MNIST if MNIST in volume_dataset_names(model_dir) else MNIST_5K
 
 
-def as_seen_by(dataset: Dataset, version: int) -> Dataset:
-    """The test digits prepared as training prepares a model's own (training.py's
-    preprocessed_for, on the test split only), so every test set is scored as the training's
-    test split is. Today that leaves them as they are (NORMALISE_TRAINING_DIGITS is off); the
-    feedback images are already what the service made of the uploads."""
-    from train.training import preprocessed_for
-
-    test_only = Dataset(dataset.name, dataset.x_train[:0], dataset.y_train[:0], dataset.x_test,
-                        dataset.y_test)
-    return preprocessed_for(test_only, version)
-
-
 def model_preprocessing_version(metadata: dict | None) -> int:
     """The version the model was trained for (its metadata's `preprocessing.version`), else 1."""
     preprocessing = (metadata or {}).get("preprocessing")
@@ -94,20 +82,20 @@ def score(model, dataset: Dataset, model_name: str, extra: dict) -> dict:
 def standard_evaluations(model, model_name: str, model_dir: Path, version: int,
                          trained_on: Dataset | None = None) -> dict:
     """The scores every new model gets: the reference digits, and feedback when there is some,
-    each as a model trained for preprocessing `version` sees them.
+    each score noting the preprocessing `version` the model is served with. The reference digits
+    are scored as they are, as models are trained on them; the feedback images are already what
+    the service's preprocessing made of the uploads.
 
-    `trained_on` (already preprocessed for `version`) saves loading the reference set again when
-    the model was trained on it.
+    `trained_on` saves loading the reference set again when the model was trained on it.
     """
     reference = reference_dataset(model_dir)
     reference_set = (trained_on if trained_on is not None and trained_on.name == reference
-                     else as_seen_by(load_dataset(reference, model_dir), version))
+                     else load_dataset(reference, model_dir))
     seen = {"preprocessing_version": version}
     evaluations = {reference: score(model, reference_set, model_name, seen)}
     with contextlib.suppress(EvaluationError):
         feedback, extra = test_set(FEEDBACK, model_dir)
-        evaluations[FEEDBACK] = score(model, as_seen_by(feedback, version), model_name,
-                                      {**extra, **seen})
+        evaluations[FEEDBACK] = score(model, feedback, model_name, {**extra, **seen})
     return evaluations
 
 
@@ -146,7 +134,6 @@ def evaluate_saved(model_dir: Path, name: str, dataset_name: str,
     import keras
 
     version = model_preprocessing_version(read_json(metadata_path(model_dir, name)))
-    dataset = as_seen_by(dataset, version)
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # a file keras can't read is the model's problem, not ours

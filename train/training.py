@@ -21,7 +21,6 @@ from train.evaluate import standard_evaluations
 from train.feedback_data import load_with_feedback, uses_feedback
 from train.params import TrainParams
 from train.progress import NullReporter, ProgressCallback, Reporter
-from train.stroke_width import normalise_stroke_width
 from train.timeutil import utc_now_iso
 from train.volume import atomic_target, metadata_path, model_path, sha256_of, write_json_atomic
 
@@ -34,13 +33,10 @@ EVAL_BATCH_SIZE = 1000
 # model's uploads (inference/preprocess.py; a model without the field gets version 1).
 PREPROCESSING_VERSION = 2
 PREPROCESSING_VERSIONS = (1, 2)
-# Version 2 ends with stroke_width.normalise_stroke_width on the 28×28 digit. Passing the
-# training and test digits through the same function was measured and does not pay: on the
-# starter (2 seeds) it cost other writers 2.4 points against a model trained on the digits as
-# they are and served with version 2 (89.3% vs 91.7%), the other sets within ±0.2; on full MNIST
-# (one seed) 0.7 points there (docs/handwriting.md, "Versioned preprocessing"). Training thins
-# MNIST's widest digits, and the model then sees fewer wide strokes than the service still sends.
-NORMALISE_TRAINING_DIGITS = False
+# Models are trained on the digits as they are, whatever their version: passing the training
+# digits through version 2's stroke-width step too was measured and does not pay (on the starter
+# it cost other writers 2.4 points, on full MNIST 0.7; docs/handwriting.md, "Versioned
+# preprocessing"), so training has no copy of that step.
 
 
 class TrainingStopped(Exception):  # noqa: N818 - a stop is not an error
@@ -58,28 +54,6 @@ def limited(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
     keep = np.random.default_rng(seed).permutation(len(dataset.y_train))[:limit]
     return Dataset(dataset.name, dataset.x_train[keep], dataset.y_train[keep],
                    dataset.x_test, dataset.y_test)
-
-
-def preprocessed_for(dataset: Dataset, version: int,
-                     normalise: bool | None = None) -> Dataset:
-    """The data set's 28×28 digits for a model of preprocessing `version`: unchanged, unless
-    `normalise` (default NORMALISE_TRAINING_DIGITS) and version 2, when every training and test
-    digit's stroke width goes through the service's own normalisation."""
-    normalise = NORMALISE_TRAINING_DIGITS if normalise is None else normalise
-    if version < 2 or not normalise:
-        return dataset
-    return Dataset(dataset.name, _normalised(dataset.x_train), dataset.y_train,
-                   _normalised(dataset.x_test), dataset.y_test)
-
-
-def _normalised(images: np.ndarray, chunk: int = 5000) -> np.ndarray:
-    """uint8 (N, 28, 28) through normalise_stroke_width; still uint8 (a 2×2 min or max of
-    the digit's own levels is one of them, so nothing is rounded)."""
-    out = np.empty_like(images)
-    for start in range(0, len(images), chunk):
-        part = images[start: start + chunk].astype(np.float32) / 255.0
-        out[start: start + chunk] = np.rint(normalise_stroke_width(part) * 255.0)
-    return out
 
 
 def as_model_input(images: np.ndarray) -> np.ndarray:
@@ -204,7 +178,6 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
     architecture = get_architecture(params.architecture)
     reporter.set_phase("loading data")
     dataset, feedback = training_data(params, model_dir)
-    dataset = preprocessed_for(dataset, preprocessing_version)
     steps = math.ceil(len(dataset.y_train) / params.batch_size)
 
     model = architecture.build()
