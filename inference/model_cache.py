@@ -182,10 +182,16 @@ class ModelCache:
         with self._lock:
             load_lock = self._load_locks.setdefault(name, threading.Lock())
         with load_lock:
-            # Another thread may have loaded this very file while we waited.
+            # While we waited, another thread may have loaded this very file, or a plain copy
+            # may have started writing over it in place (truncated, then growing): that is a
+            # file being written, not a broken model, so the previous version answers.
             signature = self.volume.signature_of(name)
             found = self._cached(name, signature)
-            return found if found is not None else self._load(name, path, signature)
+            if found is not None:
+                return found
+            if not is_zip(path):
+                return self._while_incomplete(name, signature)
+            return self._load(name, path, signature)
 
     def _previous_version(self, name: str) -> LoadedModel | None:
         with self._lock:
