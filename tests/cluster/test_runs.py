@@ -62,7 +62,10 @@ def inference_pods(core) -> dict[str, int]:
 def no_active_run(http):
     """Runs are one at a time: wait until an earlier test's run has ended."""
     def idle():
-        runs = http.get(url("/api/train/runs"), timeout=30).json()
+        response = http.get(url("/api/train/runs"), timeout=30)
+        if response.status_code != 200:  # train restarting (an earlier test): not idle yet
+            return False
+        runs = response.json()
         items = runs["runs"] if isinstance(runs, dict) else runs
         return all(run["state"] in FINAL_STATES for run in items)
     wait_for(idle, 300, interval=2, what="no active run")
@@ -167,6 +170,10 @@ def test_a_run_outlives_a_restart_of_the_train_pod(http, core, apps):
                 and p.status.container_statuses
                 and all(c.ready for c in p.status.container_statuses)]
     wait_for(new_train_ready, 300, interval=2, what="a new train pod, ready")
+    # Ready is the kubelet's word; the page reaches the pod once kube-proxy has its endpoint
+    # (until then nginx answers 503), which is what a person sees: wait for that too.
+    wait_for(lambda: http.get(url(f"/api/train/runs/{run_id}"), timeout=30).status_code == 200,
+             60, interval=0.5, what="the run answering through the page again")
     # The new train pod picks the run up from the volume; the Job never noticed.
     final = wait_final(http, run_id)
     assert final["state"] == "succeeded", final
