@@ -318,12 +318,11 @@ class Ceiling:
 
     def __init__(self, model_path: Path, images: list[bytes]):
         from inference.runtime import load_compiled
-        from inference.volume import ModelVolume, preprocessing_version
+        from inference.volume import ModelVolume
 
         self.forward = load_compiled(model_path).forward
         # The preprocessing the service applies to this model (its metadata's version).
-        self.version = preprocessing_version(
-            ModelVolume(model_path.parent).metadata_of(model_path.stem))
+        self.version = ModelVolume(model_path.parent).preprocessing_version_of(model_path.stem)
         self.images = images
         self.runs: list[float] = []
         self.preprocess_us: list[float] = []

@@ -39,7 +39,6 @@ from .volume import (
     ModelVolume,
     describe,
     is_zip,
-    preprocessing_version,
     validate_name,
 )
 
@@ -224,7 +223,7 @@ class ModelCache:
         try:
             # The metadata beside the file says which preprocessing the model was trained for:
             # a version this service does not know makes the model unusable, not wrong.
-            version = check_version(preprocessing_version(self.volume.metadata_of(name)))
+            version = check_version(self.volume.preprocessing_version_of(name))
             forward = self._loader(path)
         except Exception as exc:  # noqa: BLE001 - any broken file must stay this model's problem
             return self._after_failed_load(name, signature, exc)

@@ -114,6 +114,10 @@ class ModelVolume:
         """Model `name`'s metadata (`<name>.json`), {} when it has none or it is unreadable."""
         return self._read_metadata(self.path_of(name).with_suffix(".json"))[0]
 
+    def preprocessing_version_of(self, name: str):
+        """The preprocessing version model `name`'s metadata asks for (1 when it says none)."""
+        return preprocessing_version(self.metadata_of(name))
+
     def find(self, name: str) -> ModelFile:
         validate_name(name)
         for model in self.scan(fresh=True):

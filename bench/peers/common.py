@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from inference.preprocess import preprocess  # noqa: E402 (after the path)
 from inference.runtime import load_compiled  # noqa: E402
-from inference.volume import ModelVolume, preprocessing_version  # noqa: E402
+from inference.volume import ModelVolume  # noqa: E402
 
 
 class Predictor:
@@ -31,7 +31,7 @@ class Predictor:
         path = Path(model_path)
         self.name = path.stem
         self.forward = load_compiled(path).forward
-        self.version = preprocessing_version(ModelVolume(path.parent).metadata_of(path.stem))
+        self.version = ModelVolume(path.parent).preprocessing_version_of(path.stem)
 
     def answer(self, data: bytes) -> dict:
         prepared = preprocess(data, self.version)
