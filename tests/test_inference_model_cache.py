@@ -9,9 +9,9 @@ written while clients predict" as five 503s; here the same order of events, made
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
-import time
 import zipfile
 
 import pytest
@@ -20,15 +20,37 @@ from conftest import REPO
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from inference.model_cache import ModelCache, ModelUnavailableError  # noqa: E402
+from inference.model_cache import CacheEvents, ModelCache, ModelUnavailableError  # noqa: E402
 from inference.volume import ModelVolume  # noqa: E402
 
 
 def write_model(path, text: str) -> bytes:
-    """A stand-in `.keras` file: a whole zip archive holding `text`."""
+    """A stand-in `.keras` file: a whole zip archive holding `text`, with a newer mtime than
+    the file it replaces (a real replacement's; the clock may not have moved between two)."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("config.json", text)
+    if before:
+        os.utime(path, ns=(before + 10**9, before + 10**9))
     return path.read_bytes()
+
+
+class Misses(CacheEvents):
+    """Counts cache misses: a request that misses has checked the file and goes on to queue for
+    the model's load lock."""
+
+    def __init__(self):
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def cache_miss(self, name: str) -> None:
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+    def wait_for(self, count: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.count >= count, timeout=10), self.count
 
 
 class GatedLoader:
@@ -59,10 +81,10 @@ def test_a_request_queued_behind_a_load_is_answered_by_the_previous_version_whil
     model = tmp_path / "live.keras"
     write_model(model, "v1")
     loader = GatedLoader(gated_text="v2")
-    cache = ModelCache(ModelVolume(tmp_path), loader=loader)
+    misses = Misses()
+    cache = ModelCache(ModelVolume(tmp_path), loader=loader, events=misses)
     assert cache.get("live").forward(None) == "v1"
 
-    time.sleep(0.01)  # a new mtime, as a real replacement has
     v2 = write_model(model, "v2")
     first = threading.Thread(target=lambda: answers.append(cache.get("live").forward(None)))
     answers: list[str] = []
@@ -78,7 +100,7 @@ def test_a_request_queued_behind_a_load_is_answered_by_the_previous_version_whil
 
     second = threading.Thread(target=second_request)
     second.start()
-    time.sleep(0.2)  # the second request is now queued on the load lock
+    misses.wait_for(3)  # v1's load, the first request's, the second's: it is queued on the lock
     with model.open("wb") as handle:  # `cp v3 live.keras` begins: truncated, a first chunk
         handle.write(v2[:40])
         handle.flush()
@@ -101,7 +123,6 @@ def test_a_file_that_never_becomes_whole_is_unavailable_once_the_write_is_old(tm
     write_model(model, "v1")
     cache = ModelCache(ModelVolume(tmp_path), loader=GatedLoader(gated_text="never"))
     assert cache.get("live").forward(None) == "v1"
-    time.sleep(0.01)
     model.write_bytes(b"PK\x03\x04 half a zip")
     assert cache.get("live").forward(None) == "v1"  # while it is being written
     monkeypatch.setattr(model_cache, "WRITE_IN_PROGRESS_SECONDS", 0.0)
