@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,11 +41,24 @@ DEFAULT_MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 # ------------------------------------------------------------------ ports
 
 
+# Ports free_port() has handed out in this process: the kernel may offer the same free port to
+# two calls in a row (nothing listens on it yet), and callers take several ports before they
+# start anything (a test run once had ui and inference on one port, and inference never bound).
+_HANDED_OUT: set[int] = set()
+_HANDED_OUT_LOCK = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that this process has not
+    handed out before."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((LOCALHOST, 0))
+            port = sock.getsockname()[1]
+        with _HANDED_OUT_LOCK:
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 def port_is_free(port: int) -> bool:
