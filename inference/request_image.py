@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from flask import current_app, request
 from werkzeug.exceptions import ClientDisconnected
 
-from . import body_deadline
+from . import body_deadline, multipart_form
 from .errors import ApiError
 
 
@@ -37,6 +37,8 @@ def limit_socket_reads() -> None:
 
 # The most images one /api/predict batch may carry (docs/api.md).
 BATCH_MAX_IMAGES = 64
+# A form's parts: a batch's images and a few fields (`model`); more is not a prediction request.
+MAX_FORM_PARTS = BATCH_MAX_IMAGES + 16
 
 
 @dataclass
@@ -117,16 +119,18 @@ def _watch_body() -> int | None:
 
 
 def _read_multipart() -> PredictRequest:
-    files = request.files
-    uploads = files.getlist("image") + files.getlist("images")
-    model = _model_name(request.form.get("model"))
-    if len(uploads) > 1 or "images" in files:
+    parts = multipart_form.read_parts(request.stream, request.mimetype_params.get("boundary"),
+                                      MAX_FORM_PARTS)
+    uploads = [part for part in parts if part.is_file and part.name in ("image", "images")]
+    fields = {part.name: part.text() for part in reversed(parts) if not part.is_file}
+    model = _model_name(fields.get("model"))
+    if len(uploads) > 1 or any(part.name == "images" for part in uploads):
         _check_batch_size(len(uploads))
-        return PredictRequest([upload.read() for upload in uploads], model, batch=True)
+        return PredictRequest([bytes(upload.data) for upload in uploads], model, batch=True)
     if uploads:
-        data = uploads[0].read()
-    elif request.form.get("image"):
-        data = decode_image_string(request.form["image"])
+        data = bytes(uploads[0].data)
+    elif fields.get("image"):
+        data = decode_image_string(fields["image"])
     else:
         raise ApiError(400, "missing_image", "The form has no file field 'image'.")
     return PredictRequest([data], model, batch=False)

@@ -6,7 +6,8 @@ MAX_UPLOAD_BYTES; an empty file; text instead of an image; a PNG whose compresse
 a truncated PNG and a truncated JPEG; an SVG, a HEIC header and an EPS file (formats we don't
 read); a PNG header claiming 40000×40000 pixels (decompression bomb); bad base64; a data URL
 without ";base64,"; JSON without "image"; JSON that is not an object; a body that is not
-JSON; a text/plain body; multipart without the image field; an unknown model; a model name
+JSON; a text/plain body; multipart without the image field, without a boundary, not multipart
+at all, and with 200 parts; an unknown model; a model name
 with path characters, one of 65 characters and one that is not a string; a blank white page
 and a low-contrast noise image (no digit); an unknown route; a wrong method; a client that
 stops sending its body (408). In the volume: a zip that is not a Keras model and a file of
@@ -158,6 +159,12 @@ CASES = {
                         "unsupported_content_type"),
     "multipart-without-image": ({"files": {"picture": ("d.png", WHITE_PAGE)}}, 400,
                                 "missing_image"),
+    "multipart-without-boundary": ({"data": b"--x\r\n\r\n", "headers": {
+        "Content-Type": "multipart/form-data"}}, 400, "invalid_multipart"),
+    "multipart-not-multipart": ({"data": b"hello, I am not a form", "headers": {
+        "Content-Type": "multipart/form-data; boundary=xx"}}, 400, "invalid_multipart"),
+    "multipart-200-parts": ({"files": {f"field{n}": (None, "x") for n in range(200)}}, 400,
+                            "too_many_parts"),
     "unknown-model": (upload(WHITE_PAGE, model="no-such-model"), 404, "model_not_found"),
     "model-name-with-path": (json_body(b64(WHITE_PAGE), model="../mnist5k-cnn"), 400,
                              "invalid_model_name"),

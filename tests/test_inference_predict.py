@@ -4,6 +4,7 @@ probes, metrics, OpenAPI and the request log."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -119,6 +120,21 @@ def test_json_gives_the_same_answers_as_multipart(server, digits, session, multi
         answer = response.json()
         assert answer["digit"] == expected["digit"]
         assert answer["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-6)
+
+
+def test_a_form_with_base64_text_fields_answers_as_the_upload_does(server, digits, session,
+                                                                  multipart_answers):
+    """Plain form fields (no file name): `image` as a data URL, `model` by name. Each request
+    has its own boundary (requests makes a new one every time, as browsers and curl do)."""
+    images, _ = digits
+    for pixels, expected in zip(images[:10], multipart_answers[:10], strict=True):
+        data_url = "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode()
+        response = session.post(server.url("/api/predict"), timeout=30,
+                                files={"model": (None, SEED_MODEL_NAME), "image": (None, data_url)})
+        assert response.status_code == 200, response.text
+        assert response.request.headers["Content-Type"].startswith("multipart/form-data")
+        answer = response.json()
+        assert (answer["model"], answer["digit"]) == (SEED_MODEL_NAME, expected["digit"])
 
 
 def test_the_earlier_drawing_route_answers_like_predict(server, digits, session,
