@@ -19,9 +19,10 @@
    images/s, in this one process, no HTTP.
 
 `--levers` instead measures the service's variants side by side (worker class, processes ×
-threads, one shared listening socket, micro-batching, TFLite; nginx in front of the first as the
-page has it, without its in-memory body buffer, and with a new upstream connection per request)
-and, in-process, XLA for the forward call and the multipart parser's cost.
+threads, one shared listening socket, micro-batching, TFLite, the same app under granian; nginx
+in front of the first as the page has it, without its in-memory body buffer, and with a new
+upstream connection per request) and, in-process, XLA for the forward call and the multipart
+parser's cost.
 
     python bench/bench_inference.py [--duration 4] [--rounds 3] [--levers] [--json FILE]
 """
@@ -235,13 +236,19 @@ class Target:
 
 
 def service_process(name: str, model_dir: Path, model_name: str, scratch: Path,
-                    extra: dict[str, str] | None = None) -> tuple[Process, Path]:
+                    extra: dict[str, str] | None = None,
+                    server: list[str] | None = None) -> tuple[Process, Path]:
+    """The service under its real gunicorn command, or under `server` (the same app; `{port}`
+    in it is replaced by the port)."""
     metrics_dir = scratch / f"metrics-{name}"
     metrics_dir.mkdir()
     process = gunicorn("inference", model_dir, free_port(), log_path=scratch / f"{name}.log",
                        extra_env={"DEFAULT_MODEL": model_name,
                                   "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
                                   **(extra or {})})
+    if server:
+        port = process.base_url.rsplit(":", 1)[1]
+        process.args = [arg.replace("{port}", port) for arg in server]
     return process, metrics_dir
 
 
@@ -528,6 +535,16 @@ LEVER_VARIANTS = {
     "sync 3": {"GUNICORN_CMD_ARGS": "--worker-class sync", "WEB_CONCURRENCY": "3"},
     "micro-batching 0": {"BATCH_WINDOW_MS": "0"},
     "TFLite for single images": {"INFERENCE_TFLITE": "1"},
+    "granian WSGI 2×4": {},
+}
+# Variants that run the same Flask app under another server than gunicorn. granian (a Rust HTTP
+# server for Python, from requirements-dev.txt) asks what gunicorn's gthread loop costs per
+# request; gunicorn.conf.py's hooks (Prometheus' multiprocess clean-up, the boot-time load wait)
+# do not run under it, so it is a measurement, not a deployment.
+LEVER_SERVERS = {
+    "granian WSGI 2×4": [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi",
+                         "--factory", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2",
+                         "--blocking-threads", "4", "inference:create_app"],
 }
 
 
@@ -561,7 +578,8 @@ def levers(args, bodies: Bodies, model_dir: Path, model_name: str, scratch: Path
         targets, processes = [], []
         for number, name in enumerate(wanted):
             process, metrics_dir = service_process(f"variant{number}", model_dir, model_name,
-                                                   scratch, LEVER_VARIANTS[name])
+                                                   scratch, LEVER_VARIANTS[name],
+                                                   LEVER_SERVERS.get(name))
             processes.append(process)
             targets.append(Target(name, process.base_url, SERVICE_ROUTES, metrics_dir))
         start_all(stack, processes)
