@@ -30,7 +30,7 @@ def test_cli_trains_and_saves_a_model_inference_can_load_safely(volume, architec
     assert f"saved {name}" in result.stdout
     assert "━" in result.stdout  # Keras' progress bar
     assert sorted(path.name for path in volume.iterdir() if path.name.startswith(name)) == [
-        f"{name}.json", f"{name}.keras"]
+        f"{name}.json", f"{name}.keras", f"{name}.tflite"]
     assert not [path for path in volume.iterdir() if path.name.startswith(".")]
 
     import keras

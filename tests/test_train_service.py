@@ -326,9 +326,9 @@ def test_a_killed_job_leaves_its_run_failed_and_no_partial_files(train, volume, 
         run_state(train, run["id"])), timeout=10, what="state failed")
     assert "SIGKILL" in failed["error"]
     top_level = [name for name in user_files(volume) if "/" not in name]
-    assert "killed.keras" not in top_level
-    # Only complete models (each with its metadata) outside runs/ and datasets/.
-    assert all(name.endswith((".keras", ".json")) for name in top_level)
+    assert "killed.keras" not in top_level and "killed.tflite" not in top_level
+    # Only complete models (each with its metadata and TFLite copy) outside runs/ and datasets/.
+    assert all(name.endswith((".keras", ".json", ".tflite")) for name in top_level)
     for name in top_level:
         if name.endswith(".keras"):
             assert name[:-6] + ".json" in top_level
@@ -380,13 +380,15 @@ def test_runs_are_listed_newest_first(train):
     assert created == sorted(created, reverse=True)
 
 
-def test_delete_model_removes_it_and_its_metadata(train, volume):
+def test_delete_model_removes_it_its_metadata_and_its_tflite_copy(train, volume):
     assert (volume / "default-3.keras").exists()
+    assert (volume / "default-3.tflite").exists()
     response = requests.delete(train.url("/api/train/models/default-3"), timeout=10)
     assert response.status_code == 200
     assert response.json()["deleted"] == "default-3"
     assert not (volume / "default-3.keras").exists()
     assert not (volume / "default-3.json").exists()
+    assert not (volume / "default-3.tflite").exists()
     assert requests.delete(train.url("/api/train/models/default-3"),
                            timeout=10).status_code == 404
 

@@ -17,7 +17,14 @@ from train.lifecycle import is_active
 from train.params import options, resolve
 from train.runs import RunStore, new_run_id
 from train.timeutil import parse_iso, seconds_since
-from train.volume import is_valid_name, metadata_path, model_names, model_path, read_json
+from train.volume import (
+    is_valid_name,
+    lite_path,
+    metadata_path,
+    model_names,
+    model_path,
+    read_json,
+)
 
 # A queued run whose job has not started within this time is marked failed.
 START_TIMEOUT_SECONDS = 300
@@ -185,11 +192,13 @@ class TrainingService:
         return newest
 
     def delete_model(self, name: str) -> None:
-        """Remove `<name>.keras` and `<name>.json`; ModelNotFoundError if there is no such model."""
+        """Remove `<name>.keras`, `<name>.json` and its TFLite copy; ModelNotFoundError if there
+        is no such model."""
         if not is_valid_name(name) or name not in self.models():
             raise ModelNotFoundError(name)
         model_path(self.model_dir, name).unlink(missing_ok=True)
         metadata_path(self.model_dir, name).unlink(missing_ok=True)
+        lite_path(self.model_dir, name).unlink(missing_ok=True)
 
 
 def model_created(model_dir: Path, name: str, metadata: dict | None) -> datetime | None:

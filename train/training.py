@@ -8,6 +8,8 @@ atomically into the model volume.
 from __future__ import annotations
 
 import errno
+import hashlib
+import logging
 import math
 import os
 import time
@@ -19,10 +21,21 @@ from train.architectures import INPUT_SHAPE, get_architecture
 from train.datasets import Dataset, load_dataset
 from train.evaluate import standard_evaluations
 from train.feedback_data import load_with_feedback, uses_feedback
+from train.lite_copy import checked_copy
 from train.params import TrainParams
 from train.progress import NullReporter, ProgressCallback, Reporter
 from train.timeutil import utc_now_iso
-from train.volume import atomic_target, metadata_path, model_path, sha256_of, write_json_atomic
+from train.volume import (
+    atomic_target,
+    lite_path,
+    metadata_path,
+    model_path,
+    sha256_of,
+    write_bytes_atomic,
+    write_json_atomic,
+)
+
+log = logging.getLogger(__name__)
 
 WARMUP_FRACTION = 0.05
 # Parameters that mean something only with a feedback data set: left out of other models' metadata.
@@ -97,9 +110,13 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def evaluation(model, dataset: Dataset) -> dict:
-    probabilities = model.predict(as_model_input(dataset.x_test), batch_size=EVAL_BATCH_SIZE,
-                                  verbose=0)
+def test_probabilities(model, dataset: Dataset) -> np.ndarray:
+    return model.predict(as_model_input(dataset.x_test), batch_size=EVAL_BATCH_SIZE, verbose=0)
+
+
+def evaluation(model, dataset: Dataset, probabilities: np.ndarray | None = None) -> dict:
+    if probabilities is None:
+        probabilities = test_probabilities(model, dataset)
     labels = dataset.y_test
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(labels, predicted)
@@ -121,19 +138,46 @@ def inference_copy(model):
     return copy
 
 
-def save_model(model, model_dir: Path, metadata: dict) -> dict:
-    """Write `<name>.json` then `<name>.keras`, each atomically; return the final metadata.
+def lite_copy(network, check: tuple[np.ndarray, np.ndarray] | None) -> tuple[bytes, float] | None:
+    """The network's checked TFLite copy (train/lite_copy.py) for `check` = (test images, Keras'
+    probabilities for them); None when there is nothing to check it on, or it failed the check
+    (the model is then served through Keras)."""
+    if check is None:
+        return None
+    try:
+        return checked_copy(network, *check)
+    except ValueError as exc:
+        log.warning("no TFLite copy: %s", exc)
+        return None
 
-    The metadata goes first so that whoever sees the model also finds its metadata.
+
+def save_model(model, model_dir: Path, metadata: dict,
+               check: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """Write `<name>.tflite` (with `check`), `<name>.json`, then `<name>.keras`, each atomically;
+    return the final metadata.
+
+    The metadata goes before the model so that whoever sees the model also finds its metadata,
+    and the TFLite copy before the metadata that vouches for it.
     """
     name = metadata["name"]
     target = model_path(model_dir, name)
+    network = inference_copy(model)
+    lite = lite_copy(network, check)
     try:
         # Keras insists on the .keras suffix: the temporary keeps it after its dot-prefixed name.
         with atomic_target(target, suffix=".keras") as temporary:
-            inference_copy(model).save(temporary)
+            network.save(temporary)
             metadata = {**metadata, "size_bytes": temporary.stat().st_size,
                         "sha256": sha256_of(temporary)}
+            if lite is None:
+                lite_path(model_dir, name).unlink(missing_ok=True)
+            else:
+                flatbuffer, difference = lite
+                write_bytes_atomic(lite_path(model_dir, name), flatbuffer)
+                metadata["tflite"] = {"file": lite_path(model_dir, name).name,
+                                      "sha256": hashlib.sha256(flatbuffer).hexdigest(),
+                                      "size_bytes": len(flatbuffer),
+                                      "max_difference": difference}
             write_json_atomic(metadata_path(model_dir, name), metadata)
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -194,6 +238,7 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
     if callback.stopped or reporter.should_stop():
         raise TrainingStopped("stopped on request")
     reporter.set_phase("evaluating and saving")
+    probabilities = test_probabilities(model, dataset)
 
     metadata = {
         "name": params.name,
@@ -204,7 +249,7 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
                             and not (key in FEEDBACK_ONLY and value is None)}
         | {"optimizer": "adam", "schedule": architecture.schedule, "seed": seed},
         "dataset": {"name": dataset.name, **dataset.sizes},
-        **evaluation(model, dataset),
+        **evaluation(model, dataset, probabilities),
         # The same test sets for every model, so the Models view compares like with like.
         "evaluations": standard_evaluations(model, params.name, model_dir,
                                             preprocessing_version, dataset),
@@ -218,4 +263,5 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
     }
     if feedback is not None:
         metadata["feedback"] = feedback
-    return save_model(model, model_dir, metadata)
+    return save_model(model, model_dir, metadata,
+                      check=(as_model_input(dataset.x_test), probabilities))

@@ -35,6 +35,11 @@ def metadata_path(model_dir: Path, name: str) -> Path:
     return model_dir / f"{name}{METADATA_SUFFIX}"
 
 
+def lite_path(model_dir: Path, name: str) -> Path:
+    """The model's TFLite copy for the inference service (train/lite_copy.py)."""
+    return model_dir / f"{name}.tflite"
+
+
 def runs_dir(model_dir: Path) -> Path:
     return model_dir / RUNS_FOLDER
 
