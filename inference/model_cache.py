@@ -67,6 +67,8 @@ class LoadedModel:
     batcher: MicroBatcher | None = None
     # The preprocessing its uploads get (preprocess.py): what its metadata says, else 1.
     preprocessing_version: int = 1
+    # What runs it: "litert" (its TFLite copy) or "keras" (runtime.py).
+    runtime: str | None = None
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Ten probabilities for one (28, 28, 1) float32 image."""
@@ -147,9 +149,12 @@ class ModelCache:
 
     def describe(self, model: ModelFile) -> dict:
         problem = self.known_problem(model)
-        status = ("unloadable" if problem else
-                  "loaded" if self._is_loaded(model) else "available")
-        return describe(model, status=status, problem=problem)
+        loaded = self._loaded_version(model)
+        status = ("unloadable" if problem else "loaded" if loaded else "available")
+        description = describe(model, status=status, problem=problem)
+        if loaded is not None and loaded.runtime:
+            description["runtime"] = loaded.runtime
+        return description
 
     def known_problem(self, model: ModelFile) -> str | None:
         """Why this version of the file can't be used, if that is known; else None."""
@@ -161,10 +166,11 @@ class ModelCache:
             return failure[1]
         return None
 
-    def _is_loaded(self, model: ModelFile) -> bool:
+    def _loaded_version(self, model: ModelFile) -> LoadedModel | None:
+        """This very file's loaded model, if it is in the cache."""
         with self._lock:
             loaded = self._cache.get(model.name)
-        return loaded is not None and loaded.signature == model.signature
+        return loaded if loaded is not None and loaded.signature == model.signature else None
 
     # ------------------------------------------------------------------ loading
 
@@ -224,15 +230,18 @@ class ModelCache:
             # The metadata beside the file says which preprocessing the model was trained for:
             # a version this service does not know makes the model unusable, not wrong.
             version = check_version(self.volume.preprocessing_version_of(name))
-            forward = self._loader(path)
+            compiled = self._loader(path)
         except Exception as exc:  # noqa: BLE001 - any broken file must stay this model's problem
             return self._after_failed_load(name, signature, exc)
         seconds = time.perf_counter() - started
+        # A loader returns a runtime.CompiledModel (the tests' stand-ins: a bare function).
+        forward = getattr(compiled, "forward", compiled)
         batcher = None
         if self.batch_window_ms is not None:
             batcher = MicroBatcher(forward, max_batch=self.max_batch,
                                    window_s=self.batch_window_ms / 1000)
-        loaded = LoadedModel(name, signature, forward, batcher, preprocessing_version=version)
+        loaded = LoadedModel(name, signature, forward, batcher, preprocessing_version=version,
+                             runtime=getattr(compiled, "runtime", None))
         with self._lock:
             self._cache.pop(name, None)  # re-inserted last: the most recently used
             self._cache[name] = loaded
@@ -240,7 +249,7 @@ class ModelCache:
             while len(self._cache) > self.size:
                 self._cache.popitem(last=False)
         self.events.model_loaded(name, seconds)
-        log.info("loaded model %s in %.2f s", name, seconds)
+        log.info("loaded model %s in %.2f s (%s)", name, seconds, loaded.runtime)
         return loaded
 
     def _after_failed_load(self, name: str, signature: FileSignature,
@@ -318,6 +327,6 @@ class ModelCache:
 
 
 def _default_loader(path: Path):
-    from .runtime import load_compiled
+    from .runtime import load
 
-    return load_compiled(path).forward
+    return load(path)

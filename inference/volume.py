@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -230,6 +231,26 @@ def preprocessing_version(metadata: dict):
     if isinstance(preprocessing, dict) and "version" in preprocessing:
         return preprocessing["version"]
     return 1
+
+
+def lite_copy_of(path: Path) -> Path | None:
+    """The TFLite copy the train service saved beside the model file at `path` (`<name>.tflite`),
+    when the model's metadata vouches for both files as they are now (the sha256 of each); None
+    otherwise, and the model is served through Keras. train/lite_copy.py says why it exists."""
+    try:
+        metadata = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        lite = path.with_suffix(".tflite")
+        vouched = metadata["tflite"]["sha256"], metadata["sha256"]
+        if vouched == (_sha256_of(lite), _sha256_of(path)):
+            return lite
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no copy, no metadata, or not ours: Keras serves
+    return None
+
+
+def _sha256_of(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def is_zip(path: Path) -> bool:

@@ -33,7 +33,10 @@ SECOND_MODEL_NAME = "mnist5k-cnn-copy"
 
 
 def copy_model(source_dir: Path, source: str, target_dir: Path, target: str) -> None:
-    """A model copied under a new name, its metadata's name changed to match."""
+    """A model copied under a new name (with its TFLite copy), its metadata's name changed to
+    match."""
+    if (source_dir / f"{source}.tflite").is_file():
+        shutil.copy2(source_dir / f"{source}.tflite", target_dir / f"{target}.tflite")
     shutil.copy2(source_dir / f"{source}.keras", target_dir / f"{target}.keras")
     metadata = source_dir / f"{source}.json"
     if metadata.is_file():

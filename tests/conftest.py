@@ -85,8 +85,9 @@ def model_volume(tmp_path, seed_model_dir) -> Path:
 
 
 def copy_seed_model(seed_model_dir: Path, volume: Path, name: str = SEED_MODEL_NAME) -> None:
-    """Copy the seed model in the way the train service writes: dot-file, then rename."""
-    for suffix in (".json", ".keras"):
+    """Copy the seed model in the way the train service writes: dot-file, then rename; its
+    TFLite copy, then its metadata, then the model."""
+    for suffix in (".tflite", ".json", ".keras"):
         temporary = volume / f".{name}{suffix}.tmp"
         shutil.copyfile(seed_model_dir / f"{SEED_MODEL_NAME}{suffix}", temporary)
         temporary.replace(volume / f"{name}{suffix}")
