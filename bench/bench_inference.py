@@ -324,10 +324,10 @@ class Ceiling:
     so that it sees the same machine; the median is reported."""
 
     def __init__(self, model_path: Path, images: list[bytes]):
-        from inference.runtime import load_compiled
+        from inference.runtime import load
         from inference.volume import ModelVolume
 
-        self.forward = load_compiled(model_path).forward
+        self.forward = load(model_path).forward  # as the service loads it
         # The preprocessing the service applies to this model (its metadata's version).
         self.version = ModelVolume(model_path.parent).preprocessing_version_of(model_path.stem)
         self.images = images
@@ -368,14 +368,18 @@ def forward_levers(model_path: Path, bodies: Bodies) -> dict:
     import numpy as np
 
     from inference.preprocess import preprocess
-    from inference.runtime import load_compiled
+    from inference.runtime import load_compiled, load_lite
 
     results = {}
     images = np.stack([preprocess(p).image for p in bodies.batch_pngs])
     outputs = {}
-    for variant, options in (("traced", {}), ("xla", {"jit_compile": True}),
-                             ("tflite", {"tflite": True})):
-        forward = load_compiled(model_path, **options).forward
+    loaders = {"traced": lambda: load_compiled(model_path, tflite=False),
+               "xla": lambda: load_compiled(model_path, jit_compile=True, tflite=False),
+               "tflite": lambda: load_compiled(model_path, tflite=True)}
+    if model_path.with_suffix(".tflite").is_file():  # the copy train saved: LiteRT
+        loaders["litert copy"] = lambda: load_lite(model_path.with_suffix(".tflite"))
+    for variant, loader in loaders.items():
+        forward = loader().forward
         for size in (1, BATCH):
             batch = images[:size]
             forward(batch)
@@ -386,7 +390,7 @@ def forward_levers(model_path: Path, bodies: Bodies) -> dict:
             results[f"forward {variant} batch={size} µs"] = \
                 (time.perf_counter() - started) / count * 1e6
         outputs[variant] = np.concatenate([forward(image[None]) for image in images])
-    for variant in ("xla", "tflite"):
+    for variant in sorted(outputs.keys() - {"traced"}):
         results[f"{variant} max |Δ| vs traced, one at a time"] = \
             float(np.abs(outputs[variant] - outputs["traced"]).max())
 

@@ -1,10 +1,12 @@
 """`make bench-memory`: an inference worker's resident memory with 1 to 4 models in its cache.
 
 The service under its real gunicorn command on a temporary volume holding four copies of one
-model under four names (each is loaded on its own, as four different models would be: its own
-Keras model and traced function). After start-up (the default model warm) and after a prediction
-with each further model, it prints every worker's RSS, read from /proc, and the largest. The
-cache holds 4 models by default (MODEL_CACHE_SIZE), so 4 is the most a worker keeps.
+model under four names (each is loaded on its own, as four different models would be), twice
+side by side: with the TFLite copies the train service saves beside its models (LiteRT serves
+them; no TensorFlow in the worker), and without them (Keras and TensorFlow serve). After
+start-up (the default model warm) and after a prediction with each further model, it prints
+every worker's RSS, read from /proc, and the largest. The cache holds 4 models by default
+(MODEL_CACHE_SIZE), so 4 is the most a worker keeps.
 
 Goal (issue 15): a worker with 4 models cached ≤ 600 MB.
 
@@ -84,16 +86,42 @@ def predict_on_every_worker(base_url: str, model: str, workers: int) -> None:
             response.read()
 
 
-def volume_with_copies(source_dir: Path, source: str, volume: Path) -> list[str]:
+def volume_with_copies(source_dir: Path, source: str, volume: Path, lite: bool) -> list[str]:
+    """COPIES copies of the model under new names; with `lite`, each with the TFLite copy the
+    train service saved beside it (served through LiteRT), else without (served through Keras)."""
     names = [f"model-{number}" for number in range(1, COPIES + 1)]
+    suffixes = (".keras", ".tflite") if lite else (".keras",)
     for name in names:
-        shutil.copyfile(source_dir / f"{source}.keras", volume / f"{name}.keras")
+        for suffix in suffixes:
+            shutil.copyfile(source_dir / f"{source}{suffix}", volume / f"{name}{suffix}")
         metadata = source_dir / f"{source}.json"
         if metadata.is_file():
             document = json.loads(metadata.read_text())
             document["name"] = name
             (volume / f"{name}.json").write_text(json.dumps(document))
     return names
+
+
+def runtimes(base_url: str) -> set[str]:
+    with urllib.request.urlopen(base_url + "/api/models", timeout=30) as response:  # noqa: S310
+        return {model.get("runtime", "?") for model in json.load(response)["models"]}
+
+
+def measure(volume: Path, names: list[str], log_path: Path) -> dict:
+    """Every worker's RSS and PSS after each further model is cached, and the master's RSS."""
+    process = gunicorn("inference", volume, free_port(), log_path=log_path,
+                       extra_env={"DEFAULT_MODEL": names[0]})
+    with running(process):
+        workers = worker_pids(process.popen.pid)
+        rows = []
+        for cached, name in enumerate(names, start=1):
+            predict_on_every_worker(process.base_url, name, len(workers))
+            sizes = [rss_mb(pid) for pid in workers]
+            rows.append((cached, sizes, [pss_mb(pid) for pid in workers]))
+            print(f"  {cached} model(s) cached: worker RSS " +
+                  ", ".join(f"{size:.0f} MB" for size in sizes), flush=True)
+        return {"rows": rows, "master": rss_mb(process.popen.pid),
+                "runtimes": runtimes(process.base_url)}
 
 
 def train_starter(volume: Path) -> tuple[Path, str]:
@@ -117,31 +145,31 @@ def main() -> int:
         else:
             print("training the starter model to measure with (about a minute)...", flush=True)
             source_dir, source = train_starter(tmp / "source")
-        names = volume_with_copies(source_dir, source, tmp / "volume")
-        process = gunicorn("inference", tmp / "volume", free_port(),
-                           log_path=tmp / "inference.log",
-                           extra_env={"DEFAULT_MODEL": names[0]})
-        with running(process):
-            workers = worker_pids(process.popen.pid)
-            rows = []
-            for cached, name in enumerate(names, start=1):
-                predict_on_every_worker(process.base_url, name, len(workers))
-                sizes = [rss_mb(pid) for pid in workers]
-                shares = [pss_mb(pid) for pid in workers]
-                rows.append((cached, sizes, shares))
-                print(f"{cached} model(s) cached: worker RSS " +
-                      ", ".join(f"{size:.0f} MB" for size in sizes), flush=True)
-            master = rss_mb(process.popen.pid)
-    print("\n| models cached | largest worker RSS | every worker's RSS | every worker's PSS |")
-    print("| ---: | ---: | --- | --- |")
-    for cached, sizes, shares in rows:
-        print(f"| {cached} | {max(sizes):.0f} MB | {', '.join(f'{s:.0f}' for s in sizes)} MB "
-              f"| {', '.join(f'{s:.0f}' for s in shares)} MB |")
+        if not (source_dir / f"{source}.tflite").is_file():
+            print(f"{source} has no TFLite copy (trained before train saved one): only Keras")
+        results = {}
+        for label, lite in (("TFLite copies, LiteRT", True), ("Keras", False)):
+            if lite and not (source_dir / f"{source}.tflite").is_file():
+                continue
+            volume = tmp / f"volume-{'lite' if lite else 'keras'}"
+            volume.mkdir()
+            print(f"{label}:", flush=True)
+            results[label] = measure(volume, volume_with_copies(source_dir, source, volume, lite),
+                                     tmp / f"inference-{volume.name}.log")
+    print("\n| served through | models cached | largest worker RSS | every worker's RSS | "
+          "every worker's PSS |")
+    print("| --- | ---: | ---: | --- | --- |")
+    for label, result in results.items():
+        for cached, sizes, shares in result["rows"]:
+            print(f"| {label} ({', '.join(sorted(result['runtimes']))}) | {cached} | "
+                  f"{max(sizes):.0f} MB | {', '.join(f'{s:.0f}' for s in sizes)} MB "
+                  f"| {', '.join(f'{s:.0f}' for s in shares)} MB |")
     print(f"\nA bare `import tensorflow`: {tensorflow_import_mb():.0f} MB RSS.")
-    largest = max(rows[-1][1])
-    print(f"\ngunicorn's master: {master:.0f} MB. With {COPIES} models cached the largest worker "
-          f"holds {largest:.0f} MB: goal ≤ {GOAL_MB} MB "
-          f"{'met' if largest <= GOAL_MB else 'NOT met'}.")
+    for label, result in results.items():
+        largest = max(result["rows"][-1][1])
+        print(f"{label}: gunicorn's master {result['master']:.0f} MB; with {COPIES} models cached "
+              f"the largest worker holds {largest:.0f} MB: goal ≤ {GOAL_MB} MB "
+              f"{'met' if largest <= GOAL_MB else 'NOT met'}.")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 

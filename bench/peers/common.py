@@ -22,7 +22,7 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from inference.preprocess import preprocess  # noqa: E402 (after the path)
-from inference.runtime import load_compiled  # noqa: E402
+from inference.runtime import load  # noqa: E402
 from inference.volume import ModelVolume  # noqa: E402
 
 
@@ -30,7 +30,7 @@ class Predictor:
     def __init__(self, model_path: str):
         path = Path(model_path)
         self.name = path.stem
-        self.forward = load_compiled(path).forward
+        self.forward = load(path).forward  # as the service: LiteRT when the TFLite copy is there
         self.version = ModelVolume(path.parent).preprocessing_version_of(path.stem)
 
     def answer(self, data: bytes) -> dict:
