@@ -22,6 +22,8 @@ class ModelSchema(ma.Schema):
     status = ma.fields.String(metadata={
         "description": "`loaded` (in this worker's cache), `available` or `unloadable`"})
     error = ma.fields.String(allow_none=True, metadata={"description": "why it is unloadable"})
+    runtime = ma.fields.String(metadata={
+        "description": "for a loaded model, what runs it: `litert` (its TFLite copy) or `keras`"})
     preprocessing_version = ma.fields.Raw(metadata={
         "description": "the preprocessing version the model expects (an integer; 1 when its "
                        "metadata names none); a version this service does not know makes the "
