@@ -377,7 +377,7 @@ def forward_levers(model_path: Path, bodies: Bodies) -> dict:
                "xla": lambda: load_compiled(model_path, jit_compile=True, tflite=False),
                "tflite": lambda: load_compiled(model_path, tflite=True)}
     if model_path.with_suffix(".tflite").is_file():  # the copy train saved: LiteRT
-        loaders["litert copy"] = lambda: load_lite(model_path.with_suffix(".tflite"))
+        loaders["litert copy"] = lambda: load_lite(model_path.with_suffix(".tflite").read_bytes())
     for variant, loader in loaders.items():
         forward = loader().forward
         for size in (1, BATCH):

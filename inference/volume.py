@@ -233,15 +233,18 @@ def preprocessing_version(metadata: dict):
     return 1
 
 
-def lite_copy_of(path: Path) -> Path | None:
+def lite_copy_of(path: Path) -> bytes | None:
     """The TFLite copy the train service saved beside the model file at `path` (`<name>.tflite`),
     when the model's metadata vouches for both files as they are now (the sha256 of each); None
-    otherwise, and the model is served through Keras. train/lite_copy.py says why it exists."""
+    otherwise, and the model is served through Keras. train/lite_copy.py says why it exists.
+
+    The bytes, not the path: what was checked is what gets loaded, even if the file is replaced
+    a moment later (LiteRT would otherwise map the file, and read whatever it holds then)."""
     try:
         metadata = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        lite = path.with_suffix(".tflite")
+        lite = path.with_suffix(".tflite").read_bytes()
         vouched = metadata["tflite"]["sha256"], metadata["sha256"]
-        if vouched == (_sha256_of(lite), _sha256_of(path)):
+        if vouched == (hashlib.sha256(lite).hexdigest(), _sha256_of(path)):
             return lite
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no copy, no metadata, or not ours: Keras serves
