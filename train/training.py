@@ -1,8 +1,8 @@
 """The training core shared by the job and the CLI: data → model → fit → evaluate → save.
 
 `train_model` reports progress through a Reporter, raises TrainingStopped when a stop was
-requested (and then writes nothing), and on success writes `<name>.keras` and `<name>.json`
-atomically into the model volume.
+requested (and then writes nothing), and on success writes `<name>.keras`, `<name>.json` and
+the model's TFLite copy `<name>.tflite` (train/lite_copy.py) atomically into the model volume.
 """
 
 from __future__ import annotations
