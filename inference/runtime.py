@@ -166,6 +166,8 @@ def _tflite_single(tf, concrete, traced: Callable[[np.ndarray], np.ndarray]):
     or any of its outputs for probe images differs from the traced function's by over 1e-5."""
     import logging
 
+    # LiteRT's interpreter, as for the copies (tf.lite.Interpreter is deprecated in its favour).
+    from ai_edge_litert.interpreter import Interpreter
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
@@ -174,7 +176,7 @@ def _tflite_single(tf, concrete, traced: Callable[[np.ndarray], np.ndarray]):
     try:
         frozen = convert_variables_to_constants_v2(concrete)
         flat = tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
-        interpreter = tf.lite.Interpreter(model_content=flat, num_threads=1)
+        interpreter = Interpreter(model_content=flat, num_threads=1)
         interpreter.allocate_tensors()
     except Exception as exc:  # noqa: BLE001 - any failure: serve with the traced function
         log.warning("TFLite conversion failed, serving with the traced function: %s", exc)
