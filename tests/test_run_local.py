@@ -163,8 +163,9 @@ def test_make_run_on_an_empty_volume_serves_while_the_starter_model_trains(tmp_p
                           timeout=600, what="the starter model in /api/models")
         assert [model["name"] for model in models] == [STARTER_NAME]
         assert models[0]["test_accuracy"] > 0.9
-        log = wait_for(lambda: "saved" in log_path.read_text() and log_path.read_text(),
-                       timeout=30, what="the seeding's last line")
+        # The seeding's first line says "...can predict once it is saved": wait for its last.
+        log = wait_for(lambda: f"saved {STARTER_NAME}" in log_path.read_text()
+                       and log_path.read_text(), timeout=30, what="the seeding's last line")
         assert "No model in" in log and f"saved {STARTER_NAME}" in log
         assert re.search(r"epoch (\d+)/\1\b", log)  # its progress, up to the last epoch
     finally:
