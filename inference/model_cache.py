@@ -68,7 +68,7 @@ class LoadedModel:
     # The preprocessing its uploads get (preprocess.py): what its metadata says, else 1.
     preprocessing_version: int = 1
     # What runs it: "litert" (its TFLite copy) or "keras" (runtime.py).
-    runtime: str | None = None
+    runtime: str = "keras"
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Ten probabilities for one (28, 28, 1) float32 image."""
@@ -152,7 +152,7 @@ class ModelCache:
         loaded = self._loaded_version(model)
         status = ("unloadable" if problem else "loaded" if loaded else "available")
         description = describe(model, status=status, problem=problem)
-        if loaded is not None and loaded.runtime:
+        if loaded is not None:
             description["runtime"] = loaded.runtime
         return description
 
@@ -230,18 +230,16 @@ class ModelCache:
             # The metadata beside the file says which preprocessing the model was trained for:
             # a version this service does not know makes the model unusable, not wrong.
             version = check_version(self.volume.preprocessing_version_of(name))
-            compiled = self._loader(path)
+            compiled = self._loader(path)  # a runtime.CompiledModel
         except Exception as exc:  # noqa: BLE001 - any broken file must stay this model's problem
             return self._after_failed_load(name, signature, exc)
         seconds = time.perf_counter() - started
-        # A loader returns a runtime.CompiledModel (the tests' stand-ins: a bare function).
-        forward = getattr(compiled, "forward", compiled)
         batcher = None
         if self.batch_window_ms is not None:
-            batcher = MicroBatcher(forward, max_batch=self.max_batch,
+            batcher = MicroBatcher(compiled.forward, max_batch=self.max_batch,
                                    window_s=self.batch_window_ms / 1000)
-        loaded = LoadedModel(name, signature, forward, batcher, preprocessing_version=version,
-                             runtime=getattr(compiled, "runtime", None))
+        loaded = LoadedModel(name, signature, compiled.forward, batcher,
+                             preprocessing_version=version, runtime=compiled.runtime)
         with self._lock:
             self._cache.pop(name, None)  # re-inserted last: the most recently used
             self._cache[name] = loaded

@@ -21,6 +21,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from inference.model_cache import CacheEvents, ModelCache, ModelUnavailableError  # noqa: E402
+from inference.runtime import CompiledModel  # noqa: E402
 from inference.volume import ModelVolume  # noqa: E402
 
 
@@ -73,7 +74,8 @@ class GatedLoader:
             self.loading.set()
             assert self.release.wait(10)
             raise OSError("the file changed under the reader")
-        return lambda images: text  # the "forward call": says which version answered
+        # The "forward call" says which version answered.
+        return CompiledModel(forward=lambda images: text)
 
 
 def test_a_request_queued_behind_a_load_is_answered_by_the_previous_version_while_a_copy_runs(

@@ -29,6 +29,7 @@ if str(REPO) not in sys.path:
 
 from inference import preprocess as pre  # noqa: E402
 from inference import stroke_width as inference_strokes  # noqa: E402
+from inference.runtime import CompiledModel  # noqa: E402
 
 # sha256 (first 16 hex digits) of preprocess(upload).image's float32 bytes, made by the code of
 # commit 2e91c33 (the last before versions) on the uploads of `uploads()` below: version 1 must
@@ -218,7 +219,7 @@ def app(tmp_path):
                                      "preprocessing": {"version": 99}})
     application = create_app({"model_dir": tmp_path, "load_default": False,
                               "default_model": "new"})
-    application.extensions["model_cache"]._loader = lambda path: first_pixel_model
+    application.extensions["model_cache"]._loader = lambda path: CompiledModel(first_pixel_model)
     return application
 
 
@@ -266,7 +267,7 @@ def test_the_inference_protocol_applies_the_models_version_to_image_inputs(app, 
         seen.append(batch.copy())
         return first_pixel_model(batch)
 
-    app.extensions["model_cache"]._loader = lambda path: recording_model
+    app.extensions["model_cache"]._loader = lambda path: CompiledModel(recording_model)
     data = uploads["thick-1"]
     for model, version in (("old", 1), ("new", 2)):
         body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
