@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from train.datasets import MNIST, MNIST_5K, Dataset, load_dataset, volume_dataset_names
 from train.feedback import ids_sha256
 from train.feedback_data import FEEDBACK, feedback_test_set
@@ -66,12 +68,14 @@ def test_set(name: str, model_dir: Path, include_unreviewed: bool = False) -> tu
     return load_dataset(name, model_dir), {}
 
 
-def score(model, dataset: Dataset, model_name: str, extra: dict) -> dict:
-    """Accuracy, per-class accuracy and confusion matrix of `model` on `dataset`'s test split."""
+def score(model, dataset: Dataset, model_name: str, extra: dict,
+          probabilities: np.ndarray | None = None) -> dict:
+    """Accuracy, per-class accuracy and confusion matrix of `model` on `dataset`'s test split
+    (from `probabilities` for it, when they are known already)."""
     from train.training import evaluation
 
     started = time.monotonic()
-    result = evaluation(model, dataset)
+    result = evaluation(model, dataset, probabilities)
     return {"model": model_name, "dataset": dataset.name, "split": "test",
             "size": int(len(dataset.y_test)), "accuracy": result["test_accuracy"],
             "per_class_accuracy": result["per_class_accuracy"],
@@ -80,19 +84,23 @@ def score(model, dataset: Dataset, model_name: str, extra: dict) -> dict:
 
 
 def standard_evaluations(model, model_name: str, model_dir: Path, version: int,
-                         trained_on: Dataset | None = None) -> dict:
+                         trained_on: Dataset | None = None,
+                         trained_on_probabilities: np.ndarray | None = None) -> dict:
     """The scores every new model gets: the reference digits, and feedback when there is some,
     each score noting the preprocessing `version` the model is served with. The reference digits
     are scored as they are, as models are trained on them; the feedback images are already what
     the service's preprocessing made of the uploads.
 
-    `trained_on` saves loading the reference set again when the model was trained on it.
+    `trained_on` saves loading the reference set again when the model was trained on it, and
+    `trained_on_probabilities` (the model's for its test split) predicting it again.
     """
     reference = reference_dataset(model_dir)
-    reference_set = (trained_on if trained_on is not None and trained_on.name == reference
-                     else load_dataset(reference, model_dir))
     seen = {"preprocessing_version": version}
-    evaluations = {reference: score(model, reference_set, model_name, seen)}
+    if trained_on is not None and trained_on.name == reference:
+        reference_score = score(model, trained_on, model_name, seen, trained_on_probabilities)
+    else:
+        reference_score = score(model, load_dataset(reference, model_dir), model_name, seen)
+    evaluations = {reference: reference_score}
     with contextlib.suppress(EvaluationError):
         feedback, extra = test_set(FEEDBACK, model_dir)
         evaluations[FEEDBACK] = score(model, feedback, model_name, {**extra, **seen})

@@ -138,12 +138,10 @@ def inference_copy(model):
     return copy
 
 
-def lite_copy(network, check: tuple[np.ndarray, np.ndarray] | None) -> tuple[bytes, float] | None:
+def lite_copy(network, check: tuple[np.ndarray, np.ndarray]) -> tuple[bytes, float] | None:
     """The network's checked TFLite copy (train/lite_copy.py) for `check` = (test images, Keras'
-    probabilities for them); None when there is nothing to check it on, or it failed the check
-    (the model is then served through Keras)."""
-    if check is None:
-        return None
+    probabilities for them); None when it failed the check (the model is then served through
+    Keras)."""
     try:
         return checked_copy(network, *check)
     except ValueError as exc:
@@ -152,9 +150,9 @@ def lite_copy(network, check: tuple[np.ndarray, np.ndarray] | None) -> tuple[byt
 
 
 def save_model(model, model_dir: Path, metadata: dict,
-               check: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
-    """Write `<name>.tflite` (with `check`), `<name>.json`, then `<name>.keras`, each atomically;
-    return the final metadata.
+               check: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Write `<name>.tflite` (checked on `check`: test images and Keras' probabilities for them),
+    `<name>.json`, then `<name>.keras`, each atomically; return the final metadata.
 
     The metadata goes before the model so that whoever sees the model also finds its metadata,
     and the TFLite copy before the metadata that vouches for it.
@@ -252,7 +250,7 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
         **evaluation(model, dataset, probabilities),
         # The same test sets for every model, so the Models view compares like with like.
         "evaluations": standard_evaluations(model, params.name, model_dir,
-                                            preprocessing_version, dataset),
+                                            preprocessing_version, dataset, probabilities),
         "history": callback.history,
         "train_seconds": round(train_seconds, 2),
         "parameter_count": int(model.count_params()),
