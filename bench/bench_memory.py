@@ -145,11 +145,12 @@ def main() -> int:
         else:
             print("training the starter model to measure with (about a minute)...", flush=True)
             source_dir, source = train_starter(tmp / "source")
-        if not (source_dir / f"{source}.tflite").is_file():
+        has_copy = (source_dir / f"{source}.tflite").is_file()
+        if not has_copy:
             print(f"{source} has no TFLite copy (trained before train saved one): only Keras")
         results = {}
         for label, lite in (("TFLite copies, LiteRT", True), ("Keras", False)):
-            if lite and not (source_dir / f"{source}.tflite").is_file():
+            if lite and not has_copy:
                 continue
             volume = tmp / f"volume-{'lite' if lite else 'keras'}"
             volume.mkdir()
