@@ -90,3 +90,24 @@ def test_a_name_that_is_a_path_is_not_read(tmp_path):
     write_npz(tmp_path / "outside.npz")  # <volume>/datasets/../../outside.npz
     with pytest.raises(DatasetUnavailableError):
         load_dataset("../../outside", tmp_path / "volume")
+
+
+def test_each_epoch_of_the_endless_training_batches_is_every_digit_once_reshuffled():
+    """The training pipeline never ends (fit counts an epoch's steps): each pass must still be
+    one epoch, every digit once and a partial last batch, in a new order each time."""
+    from train.datasets import Dataset
+    from train.training import input_pipelines
+
+    ids = np.arange(10)
+    images = np.repeat((ids * 20).astype(np.uint8), 28 * 28).reshape(10, 28, 28)
+    dataset = Dataset("ids", images, ids, images[:2], ids[:2])
+    train, _ = input_pipelines(dataset, batch_size=4, augment=False, seed=3)
+
+    batches = [(np.rint(x[:, 0, 0, 0].numpy() * 255 / 20).astype(int), y.numpy())
+               for x, y in train.take(6)]
+    assert [len(y) for _, y in batches] == [4, 4, 2, 4, 4, 2]
+    for image_ids, labels in batches:
+        assert list(image_ids) == list(labels)  # images stay with their labels
+    epochs = [np.concatenate([y for _, y in part]) for part in (batches[:3], batches[3:])]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == list(ids)
+    assert list(epochs[0]) != list(epochs[1])

@@ -75,9 +75,19 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
 
 
 def input_pipelines(dataset: Dataset, batch_size: int, augment: bool, seed: int):
+    """The training batches (endless: `fit` counts the steps of an epoch) and the test batches.
+
+    Both run without tf.data's autotuning (AUTOTUNE then means one call per core). Its model
+    thread made every epoch's end wait for the old iterator's teardown, 0 to 20 s at random on
+    2 cores; one endless iterator for the whole run, and no model thread, took the starter's 16
+    epochs from 26–33 s to 21–23 s and the full MNIST's 8 from 150 s to 128 s
+    (docs/benchmarks.md, "Training").
+    """
     import tensorflow as tf
 
     autotune = tf.data.AUTOTUNE
+    options = tf.data.Options()
+    options.autotune.enabled = False
     train = (tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
              .shuffle(len(dataset.y_train), seed=seed, reshuffle_each_iteration=True)
              .batch(batch_size)
@@ -89,7 +99,9 @@ def input_pipelines(dataset: Dataset, batch_size: int, augment: bool, seed: int)
         train = train.map(make_augmenter(seed), num_parallel_calls=autotune)
     test = (tf.data.Dataset.from_tensor_slices((as_model_input(dataset.x_test), dataset.y_test))
             .batch(EVAL_BATCH_SIZE))
-    return train.prefetch(autotune), test.prefetch(autotune)
+    # repeat() after batch(): each pass is one epoch, reshuffled, ending in its partial batch.
+    return (train.repeat().prefetch(autotune).with_options(options),
+            test.prefetch(autotune).with_options(options))
 
 
 def learning_rate(schedule: str, peak: float, total_steps: int):
@@ -230,7 +242,7 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
     train_data, test_data = input_pipelines(dataset, params.batch_size, params.augment, seed)
     callback = ProgressCallback(reporter, params.epochs, steps)
     started = time.monotonic()
-    model.fit(train_data, epochs=params.epochs, validation_data=test_data,
+    model.fit(train_data, epochs=params.epochs, steps_per_epoch=steps, validation_data=test_data,
               callbacks=[callback], verbose=verbose, shuffle=False)  # tf.data shuffles
     train_seconds = time.monotonic() - started
     if callback.stopped or reporter.should_stop():
