@@ -77,11 +77,11 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
 def input_pipelines(dataset: Dataset, batch_size: int, augment: bool, seed: int):
     """The training batches (endless: `fit` counts the steps of an epoch) and the test batches.
 
-    Both run without tf.data's autotuning (AUTOTUNE then means one call per core). Its model
-    thread made every epoch's end wait for the old iterator's teardown, 0 to 20 s at random on
-    2 cores; one endless iterator for the whole run, and no model thread, took the starter's 16
-    epochs from 26–33 s to 21–23 s and the full MNIST's 8 from 150 s to 128 s
-    (docs/benchmarks.md, "Training").
+    Both run without tf.data's autotuning (AUTOTUNE then means one call per core): with a new
+    iterator per epoch, as Keras makes them, each epoch's end waited at random for the old
+    iterator's autotuning thread, up to ~5 s an epoch on the full MNIST. One endless iterator
+    and no autotuning took the starter's run from 26–33 s to 21–22 s (docs/benchmarks.md,
+    "Epochs without stalls").
     """
     import tensorflow as tf
 
