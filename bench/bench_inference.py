@@ -546,6 +546,12 @@ LEVER_VARIANTS = {
     "sync 3": {"GUNICORN_CMD_ARGS": "--worker-class sync", "WEB_CONCURRENCY": "3"},
     "micro-batching 0": {"BATCH_WINDOW_MS": "0"},
     "TFLite for single images": {"INFERENCE_TFLITE": "1"},
+    # One thread per worker switching between connections as greenlets: no hand-off between
+    # gthread's poller and its pool (gevent is in requirements-dev.txt).
+    "gevent 2": {"GUNICORN_CMD_ARGS": "--worker-class gevent --worker-connections 64"},
+    "gevent 2, no micro-batching": {"GUNICORN_CMD_ARGS": "--worker-class gevent "
+                                                         "--worker-connections 64",
+                                    "BATCH_WINDOW_MS": "off"},
     "granian WSGI 2×4": {},
 }
 # Variants that run the same Flask app under another server than gunicorn. granian (a Rust HTTP
