@@ -3,17 +3,19 @@
 
 Run from the repository root:  gunicorn --config inference/gunicorn.conf.py "inference:create_app()"
 
-Workers and threads, for 2 cores: a prediction is ~1 ms of CPU, part Python (HTTP parsing,
-Flask, decoding, preprocessing: holds the GIL) and part TensorFlow (releases it). Two worker
-processes run the Python parts of two requests truly in parallel, one per core; a few threads
-per worker overlap one request's network reads and writes and TF calls with another's Python
-work. More processes than cores only add context switches and one TensorFlow runtime (~300 MB)
-each; more threads only add GIL contention. `make bench` measured the choice (docs/benchmarks.md).
+Workers and threads, for 2 cores: a 28×28 prediction is ~1 ms of CPU, nearly all Python (HTTP
+parsing, Flask, decoding, preprocessing: holds the GIL) around a ~30 µs LiteRT call. Two worker
+processes run two requests truly in parallel, one per core; a few gthread threads per worker
+overlap one request's network reads and writes with another's work. More processes than cores
+only add context switches; more threads only add GIL contention. gthread was measured against
+sync, gevent (more requests, but a p99 of ~2 s: unfair between connections) and other counts
+(`make bench-levers`, docs/benchmarks.md).
 
-Model loading: per worker, not preloaded in the master. TensorFlow's thread pools do not
-survive fork(), and each worker must own its cache anyway (a model replaced on the volume is
-reloaded by each worker on its next use). Each worker loads and warms the default model in the
-background at boot; /readyz answers 200 once it is ready.
+Model loading: per worker, not preloaded in the master. A model served through the Keras
+fallback brings TensorFlow, whose thread pools do not survive fork(), and each worker must own
+its cache anyway (a model replaced on the volume is reloaded by each worker on its next use).
+Each worker loads and warms the default model in the background at boot; /readyz answers 200
+once it is ready.
 """
 
 import os
