@@ -3,9 +3,11 @@
 1. A model: the newest in MODEL_DIR (default ./model-volume), else one trained now on mnist-5k
    with the train CLI into a temporary volume.
 2. The same request bodies for everyone: a 28×28 MNIST test digit as a PNG (multipart field
-   `image`; KServe, which takes JSON only, gets the same PNG as JSON base64) and a 280×280
-   photo-like PNG of the same digit (dark ink on light paper, noise) as JSON base64, the page's
-   kind of request; and for the batch form, 32 such 28×28 PNGs in one JSON request.
+   `image`; KServe, which takes JSON only, gets the same PNG as JSON base64); a 280×280
+   photo-like PNG of the same digit (dark ink on light paper, noise) as JSON base64, a person's
+   upload of a photo; the same digit drawn the way the page's pad draws it (strokes, white on
+   black, 280×280 PNG; bench/handwriting/drawn.py) as a JSON data URL, what the pad sends; and
+   for the batch form, 32 such 28×28 PNGs in one JSON request.
 3. All at once, on the same model: the service under its real gunicorn command, directly and
    through nginx with the ui's template (the page's path); KServe's Python model server
    (`kserve` 0.21, 2 workers) and a plain FastAPI + uvicorn app (2 workers), both from their
@@ -48,6 +50,7 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.handwriting import drawn  # noqa: E402 (after the path)
 from bench.person_upload import as_person_upload  # noqa: E402 (after the path)
 from scripts.launcher import (  # noqa: E402 (after the path)
     Process,
@@ -127,6 +130,7 @@ class Bodies:
         self.label = int(dataset.y_test[0])
         self.mnist_png = png(dataset.x_test[0])
         self.photo_png = as_person_upload(dataset.x_test[0], np.random.default_rng(20240607))
+        self.pad_png = drawn.draw(dataset.x_test[0], np.random.default_rng(20241201))
         self.batch_pngs = [png(pixels) for pixels in dataset.x_test[:BATCH]]
         self.batch_labels = [int(y) for y in dataset.y_test[:BATCH]]
         multipart_type = f"multipart/form-data; boundary={BOUNDARY}"
@@ -136,6 +140,12 @@ class Bodies:
                              json.dumps({"image": b64(self.mnist_png)}).encode()),
             "photo280-json": ("application/json",
                               json.dumps({"image": b64(self.photo_png)}).encode()),
+            # What the page's drawing pad sends: its PNG, white strokes on black, as a data URL.
+            "pad280-json": ("application/json", json.dumps(
+                {"image": "data:image/png;base64," + b64(self.pad_png)}).encode()),
+            # The same PNG as plain base64, for the seed-style reference, which reads only that.
+            "pad280-plain-json": ("application/json",
+                                  json.dumps({"image": b64(self.pad_png)}).encode()),
             "batch32-json": ("application/json",
                              json.dumps({"images": [b64(p) for p in self.batch_pngs]}).encode()),
         }
@@ -254,6 +264,7 @@ def service_process(name: str, model_dir: Path, model_name: str, scratch: Path,
 
 SERVICE_ROUTES = {"mnist28": ("/api/predict", "mnist28-multipart"),
                   "photo280": ("/api/predict", "photo280-json"),
+                  "pad280": ("/api/predict", "pad280-json"),
                   "batch32": ("/api/predict", "batch32-json")}
 
 
@@ -491,14 +502,17 @@ def main_comparison(args, bodies: Bodies, model_dir: Path, model_name: str, scra
             path = f"/v1/models/{model_name}:predict"
             targets.append(Target("kserve", peers["kserve"].base_url,
                                   {"mnist28": (path, "mnist28-json"),
-                                   "photo280": (path, "photo280-json")}))
+                                   "photo280": (path, "photo280-json"),
+                                   "pad280": (path, "pad280-json")}))
         if "fastapi" in peers:
             targets.append(Target("fastapi", peers["fastapi"].base_url,
                                   {"mnist28": ("/api/predict", "mnist28-multipart"),
-                                   "photo280": ("/api/predict", "photo280-json")}))
+                                   "photo280": ("/api/predict", "photo280-json"),
+                                   "pad280": ("/api/predict", "pad280-json")}))
         targets.append(Target("reference", reference.base_url,
                               {"mnist28": ("/api/predict", "mnist28-multipart"),
-                               "photo280": ("/api/predict", "photo280-json")}))
+                               "photo280": ("/api/predict", "photo280-json"),
+                               "pad280": ("/api/predict", "pad280-plain-json")}))
         for target in targets:
             for kind, (path, body) in target.routes.items():
                 if kind != "batch32":
@@ -507,7 +521,7 @@ def main_comparison(args, bodies: Bodies, model_dir: Path, model_name: str, scra
                     warm(target.base + path, bodies.files[body], label)
         check_batch(service.base_url, bodies)
         print(f"all ready · {load_average()}", flush=True)
-        plan = [(kind, c) for kind in ("mnist28", "photo280") for c in (1, 8)]
+        plan = [(kind, c) for kind in ("mnist28", "photo280", "pad280") for c in (1, 8)]
         plan += [("batch32", 1), ("batch32", 4)]
         ceiling = Ceiling(model_path, bodies.batch_pngs)
         results["runs"] = measure_rounds(targets, plan, bodies, args.rounds, args.duration,
@@ -658,7 +672,8 @@ def main() -> int:
         bodies = Bodies(scratch)
         print(f"model {results['model']} · bodies: 28×28 PNG multipart "
               f"{bodies.size('mnist28-multipart')} B, 280×280 PNG JSON "
-              f"{bodies.size('photo280-json')} B, batch of {BATCH} JSON "
+              f"{bodies.size('photo280-json')} B, the pad's 280×280 drawing JSON "
+              f"{bodies.size('pad280-json')} B, batch of {BATCH} JSON "
               f"{bodies.size('batch32-json')} B · {results['load_before']} · "
               f"{os.cpu_count()} cores", flush=True)
         if args.levers:
@@ -699,7 +714,7 @@ def report(results: dict) -> None:
 
     print()
     verdicts = []
-    for kind in ("mnist28", "photo280"):
+    for kind in ("mnist28", "photo280", "pad280"):
         for c in (1, 8):
             service = rps("service", kind, c)
             for other, goal in (("reference", 50 if c == 8 else None),
