@@ -74,10 +74,17 @@ def load(path: Path) -> CompiledModel:
 
 def load_lite(flatbuffer: bytes) -> CompiledModel:
     """A model's TFLite copy (`<name>.tflite`, saved and checked by the train service) through
-    LiteRT's interpreter: no TensorFlow in this process, so a worker holds ~75 MB, not ~660.
+    LiteRT's interpreter: no TensorFlow in this process, so a worker holds ~75 MB, not ~660."""
+    forward = _litert_forward(flatbuffer)
+    _check_output(forward)
+    return CompiledModel(forward=forward, runtime="litert")
 
-    One interpreter, resized to each call's batch size (~5 µs when the size changes) under a
-    lock: an interpreter is not safe for concurrent use, and a forward call is ~30 µs."""
+
+def _litert_forward(flatbuffer: bytes) -> Callable[[np.ndarray], np.ndarray]:
+    """LiteRT's interpreter for a TFLite flatbuffer as a forward function: one interpreter,
+    allocated for one image now (a flatbuffer it can't run fails here, not on a request), resized
+    to each call's batch size (~5 µs when the size changes), under a lock: an interpreter is not
+    safe for concurrent use, and a forward call is ~30 µs."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
@@ -86,19 +93,22 @@ def load_lite(flatbuffer: bytes) -> CompiledModel:
     lock = threading.Lock()
     allocated: list[tuple[int, ...]] = [()]
 
+    def allocate(shape: tuple[int, ...]) -> None:
+        interpreter.resize_tensor_input(input_index, shape)
+        interpreter.allocate_tensors()
+        allocated[0] = shape
+
     def forward(images: np.ndarray) -> np.ndarray:
         images = np.ascontiguousarray(images, np.float32)
         with lock:
             if images.shape != allocated[0]:
-                interpreter.resize_tensor_input(input_index, images.shape)
-                interpreter.allocate_tensors()
-                allocated[0] = images.shape
+                allocate(images.shape)
             interpreter.set_tensor(input_index, images)
             interpreter.invoke()
             return interpreter.get_tensor(output_index).copy()
 
-    _check_output(forward)
-    return CompiledModel(forward=forward, runtime="litert")
+    allocate((1, *INPUT_SHAPE))
+    return forward
 
 
 def _check_output(forward: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -166,8 +176,6 @@ def _tflite_single(tf, concrete, traced: Callable[[np.ndarray], np.ndarray]):
     or any of its outputs for probe images differs from the traced function's by over 1e-5."""
     import logging
 
-    # LiteRT's interpreter, as for the copies (tf.lite.Interpreter is deprecated in its favour).
-    from ai_edge_litert.interpreter import Interpreter
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
@@ -176,20 +184,10 @@ def _tflite_single(tf, concrete, traced: Callable[[np.ndarray], np.ndarray]):
     try:
         frozen = convert_variables_to_constants_v2(concrete)
         flat = tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
-        interpreter = Interpreter(model_content=flat, num_threads=1)
-        interpreter.allocate_tensors()
+        single = _litert_forward(flat)  # LiteRT's interpreter, as for the copies
     except Exception as exc:  # noqa: BLE001 - any failure: serve with the traced function
         log.warning("TFLite conversion failed, serving with the traced function: %s", exc)
         return None
-    input_index = interpreter.get_input_details()[0]["index"]
-    output_index = interpreter.get_output_details()[0]["index"]
-    lock = threading.Lock()  # an interpreter is not safe for concurrent use
-
-    def single(images: np.ndarray) -> np.ndarray:
-        with lock:
-            interpreter.set_tensor(input_index, np.ascontiguousarray(images, np.float32))
-            interpreter.invoke()
-            return interpreter.get_tensor(output_index).copy()
 
     rng = np.random.default_rng(0)
     probes = [np.zeros((1, *INPUT_SHAPE), np.float32),
