@@ -316,6 +316,21 @@ def test_a_stopped_run_is_stopped_within_10_s_and_writes_no_model(train, volume)
     assert again.json()["error"]["code"] == "run_finished"
 
 
+def test_a_job_ended_by_sigterm_without_a_stop_request_leaves_its_run_failed(train, volume):
+    """SIGTERM with no stop asked for (Kubernetes deleting or evicting the job's pod): the job
+    ends after its batch, writes no model, and the run is `failed` with the reason, not
+    `stopped` as if someone had asked."""
+    run = start(train, {"epochs": 30, "dataset": "mnist-5k", "architecture": "simple",
+                        "name": "terminated"})
+    pid = wait_training(train, run["id"])["executor"]["pid"]
+    os.kill(pid, signal.SIGTERM)
+    failed = wait_for(lambda: (lambda r: r if r["state"] not in ACTIVE else None)(
+        run_state(train, run["id"])), timeout=10, what="the run's end")
+    assert failed["state"] == "failed", failed
+    assert "SIGTERM" in failed["error"] and "no model was saved" in failed["error"]
+    assert not (volume / "terminated.keras").exists()
+
+
 @pytest.mark.reliability("Faults", "`kill -9` of a training job")
 def test_a_killed_job_leaves_its_run_failed_and_no_partial_files(train, volume, observed):
     run = start(train, {"epochs": 30, "dataset": "mnist-5k", "architecture": "simple",

@@ -3,7 +3,8 @@
 Reads the run's params from `runs/<run_id>.json`, trains through the same code as the CLI, writes
 progress there at least once a second, stops between batches once `stop_requested` is set (or on
 SIGTERM, e.g. when Kubernetes deletes the Job), and records the outcome: `succeeded` with the
-model's name, `stopped`, or `failed` with a message. A stopped or failed run writes no model.
+model's name, `stopped` (on request), or `failed` with a message (also when SIGTERM came without
+a stop request). A stopped or failed run writes no model.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from train.runs import RunStore
 from train.timeutil import utc_now_iso
 
 WRITE_INTERVAL_SECONDS = 0.5
+TERMINATED = ("the training job was ended from outside (SIGTERM: its pod deleted or evicted, its "
+              "node drained, or its process signalled) before it finished; no model was saved")
 
 
 class RunReporter:
@@ -35,6 +38,7 @@ class RunReporter:
         self.run_id = run_id
         self.latest: dict = {}
         self.stop_event = threading.Event()
+        self.terminated = False  # SIGTERM arrived (see terminate)
         self.done = threading.Event()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.loop, name="progress-writer", daemon=True)
@@ -56,6 +60,11 @@ class RunReporter:
 
     def request_stop(self) -> None:
         self.stop_event.set()
+
+    def terminate(self) -> None:
+        """SIGTERM: stop as on request, and remember that the process was told to end."""
+        self.terminated = True
+        self.request_stop()
 
     def flush(self) -> None:
         with self.lock:
@@ -83,6 +92,14 @@ def record(store: RunStore, run_id: str, transition, *args, **fields) -> dict | 
     return store.update(run_id, lambda run: transition(run, *args, **fields))
 
 
+def stopped_or_terminated(run: dict, terminated: bool) -> dict | None:
+    """The run's end once training stopped: `stopped` when a stop was asked for, `failed`
+    (TERMINATED) when SIGTERM came without one."""
+    if terminated and not run.get("stop_requested"):
+        return lifecycle.fail(run, TERMINATED)
+    return lifecycle.stop(run)
+
+
 def run_job(run_id: str) -> int:
     from train.params import TrainParams
 
@@ -101,8 +118,10 @@ def run_job(run_id: str) -> int:
         return 2
 
     reporter = RunReporter(store, run_id).start()
-    # Kubernetes ends a deleted Job's pod with SIGTERM: treat it as a stop request.
-    signal.signal(signal.SIGTERM, lambda *_: reporter.request_stop())
+    # SIGTERM ends the job after its current batch, writing no model: the executors send it
+    # after setting `stop_requested` (a stop, the service shutting down), and Kubernetes when
+    # the pod goes for another reason (deleted, evicted, its node drained), which fails the run.
+    signal.signal(signal.SIGTERM, lambda *_: reporter.terminate())
     try:
         from train.datasets import DatasetUnavailableError
         from train.training import TrainingStopped, VolumeFullError, train_model
@@ -112,8 +131,8 @@ def run_job(run_id: str) -> int:
             metadata = train_model(params, model_dir, reporter, verbose=2)
         except TrainingStopped:
             reporter.close()
-            record(store, run_id, lifecycle.stop)
-            return 0
+            ended = record(store, run_id, stopped_or_terminated, reporter.terminated)
+            return 1 if ended and ended["state"] == "failed" else 0
         except DatasetUnavailableError as error:
             reporter.close()
             record(store, run_id, lifecycle.fail,
