@@ -111,3 +111,27 @@ def test_each_epoch_of_the_endless_training_batches_is_every_digit_once_reshuffl
     epochs = [np.concatenate([y for _, y in part]) for part in (batches[:3], batches[3:])]
     assert sorted(epochs[0]) == sorted(epochs[1]) == list(ids)
     assert list(epochs[0]) != list(epochs[1])
+
+
+def test_the_last_augmented_epoch_changes_the_strokes_only():
+    """The recipe's last epoch (FINAL_EPOCHS_WITHOUT_GEOMETRY) shows the digits without rotation,
+    zoom or shift: a flat grey image stays flat under a thicker or thinner stroke, while any
+    rotation, zoom or shift brings black in from the border."""
+    from train.augment import FINAL_EPOCHS_WITHOUT_GEOMETRY
+    from train.datasets import Dataset
+    from train.training import input_pipelines
+
+    assert FINAL_EPOCHS_WITHOUT_GEOMETRY == 1
+    ids = np.arange(1, 11)
+    images = np.repeat((ids * 20).astype(np.uint8), 28 * 28).reshape(10, 28, 28)
+    dataset = Dataset("flat", images, ids, images[:2], ids[:2])
+    train, _ = input_pipelines(dataset, batch_size=5, augment=True, seed=3, epochs=3)
+
+    batches = [(x.numpy()[..., 0], y.numpy()) for x, y in train.take(8)]
+    passes = [batches[start:start + 2] for start in range(0, 8, 2)]  # 2 batches an epoch
+    flat = [[bool(np.ptp(image) == 0) for x, _ in batches for image in x]
+            for batches in passes]
+    assert sum(flat[0]) + sum(flat[1]) <= 2  # rotated, zoomed or shifted: black came in
+    assert all(flat[2]) and all(flat[3])  # the last epoch, and after it: the digits as they are
+    for x, y in passes[2]:
+        assert np.allclose(x[:, 0, 0] * 255 / 20, y)  # each image with its own label

@@ -74,8 +74,12 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0)[..., np.newaxis]
 
 
-def input_pipelines(dataset: Dataset, batch_size: int, augment: bool, seed: int):
+def input_pipelines(dataset: Dataset, batch_size: int, augment: bool, seed: int,
+                    epochs: int = 1):
     """The training batches (endless: `fit` counts the steps of an epoch) and the test batches.
+
+    With `augment`, the last FINAL_EPOCHS_WITHOUT_GEOMETRY of the `epochs` change only the
+    strokes' thickness (train/augment.py), when the run has more epochs than that.
 
     Both run without tf.data's autotuning (AUTOTUNE then means one call per core): with a new
     iterator per epoch, as Keras makes them, each epoch's end waited at random for the old
@@ -88,19 +92,26 @@ def input_pipelines(dataset: Dataset, batch_size: int, augment: bool, seed: int)
     autotune = tf.data.AUTOTUNE
     options = tf.data.Options()
     options.autotune.enabled = False
-    train = (tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
-             .shuffle(len(dataset.y_train), seed=seed, reshuffle_each_iteration=True)
-             .batch(batch_size)
-             .map(lambda x, y: (tf.cast(x, tf.float32)[..., tf.newaxis] / 255.0, y),
-                  num_parallel_calls=autotune))
+    batches = (tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
+               .shuffle(len(dataset.y_train), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size)
+               .map(lambda x, y: (tf.cast(x, tf.float32)[..., tf.newaxis] / 255.0, y),
+                    num_parallel_calls=autotune))
+    # repeat() after batch(): each pass is one epoch, reshuffled, ending in its partial batch.
+    train = batches.repeat()
     if augment:
-        from train.augment import make_augmenter
+        from train.augment import FINAL_EPOCHS_WITHOUT_GEOMETRY, make_augmenter
 
-        train = train.map(make_augmenter(seed), num_parallel_calls=autotune)
+        augmented = batches.map(make_augmenter(seed), num_parallel_calls=autotune)
+        train = augmented.repeat()
+        geometric_epochs = epochs - FINAL_EPOCHS_WITHOUT_GEOMETRY
+        if FINAL_EPOCHS_WITHOUT_GEOMETRY and geometric_epochs > 0:
+            strokes_only = batches.map(make_augmenter(seed, geometry=False),
+                                       num_parallel_calls=autotune)
+            train = augmented.repeat(geometric_epochs).concatenate(strokes_only.repeat())
     test = (tf.data.Dataset.from_tensor_slices((as_model_input(dataset.x_test), dataset.y_test))
             .batch(EVAL_BATCH_SIZE))
-    # repeat() after batch(): each pass is one epoch, reshuffled, ending in its partial batch.
-    return (train.repeat().prefetch(autotune).with_options(options),
+    return (train.prefetch(autotune).with_options(options),
             test.prefetch(autotune).with_options(options))
 
 
@@ -239,7 +250,8 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
         optimizer=keras.optimizers.Adam(
             learning_rate(architecture.schedule, params.learning_rate, steps * params.epochs)),
         loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
-    train_data, test_data = input_pipelines(dataset, params.batch_size, params.augment, seed)
+    train_data, test_data = input_pipelines(dataset, params.batch_size, params.augment, seed,
+                                             params.epochs)
     callback = ProgressCallback(reporter, params.epochs, steps)
     started = time.monotonic()
     model.fit(train_data, epochs=params.epochs, steps_per_epoch=steps, validation_data=test_data,
