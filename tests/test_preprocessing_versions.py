@@ -165,7 +165,7 @@ def test_new_models_are_for_the_newest_version_and_train_on_the_digits_as_they_a
     def fake_training_data(params, model_dir):
         return dataset, None
 
-    def stop_at_the_pipeline(data, batch_size, augment, seed):
+    def stop_at_the_pipeline(data, batch_size, augment, seed, epochs):
         seen["x_train"] = data.x_train
         raise training.TrainingStopped("enough")
 
