@@ -129,8 +129,7 @@ def test_the_last_augmented_epoch_changes_the_strokes_only():
 
     batches = [(x.numpy()[..., 0], y.numpy()) for x, y in train.take(8)]
     passes = [batches[start:start + 2] for start in range(0, 8, 2)]  # 2 batches an epoch
-    flat = [[bool(np.ptp(image) == 0) for x, _ in batches for image in x]
-            for batches in passes]
+    flat = [[bool(np.ptp(image) == 0) for x, _ in epoch for image in x] for epoch in passes]
     assert sum(flat[0]) + sum(flat[1]) <= 2  # rotated, zoomed or shifted: black came in
     assert all(flat[2]) and all(flat[3])  # the last epoch, and after it: the digits as they are
     for x, y in passes[2]:

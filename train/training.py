@@ -98,14 +98,16 @@ def input_pipelines(dataset: Dataset, batch_size: int, augment: bool, seed: int,
                .map(lambda x, y: (tf.cast(x, tf.float32)[..., tf.newaxis] / 255.0, y),
                     num_parallel_calls=autotune))
     # repeat() after batch(): each pass is one epoch, reshuffled, ending in its partial batch.
-    train = batches.repeat()
-    if augment:
+    if not augment:
+        train = batches.repeat()
+    else:
         from train.augment import FINAL_EPOCHS_WITHOUT_GEOMETRY, make_augmenter
 
         augmented = batches.map(make_augmenter(seed), num_parallel_calls=autotune)
-        train = augmented.repeat()
         geometric_epochs = epochs - FINAL_EPOCHS_WITHOUT_GEOMETRY
-        if FINAL_EPOCHS_WITHOUT_GEOMETRY and geometric_epochs > 0:
+        if FINAL_EPOCHS_WITHOUT_GEOMETRY == 0 or geometric_epochs <= 0:
+            train = augmented.repeat()
+        else:
             strokes_only = batches.map(make_augmenter(seed, geometry=False),
                                        num_parallel_calls=autotune)
             train = augmented.repeat(geometric_epochs).concatenate(strokes_only.repeat())
