@@ -134,3 +134,80 @@ def test_the_last_augmented_epoch_changes_the_strokes_only():
     assert all(flat[2]) and all(flat[3])  # the last epoch, and after it: the digits as they are
     for x, y in passes[2]:
         assert np.allclose(x[:, 0, 0] * 255 / 20, y)  # each image with its own label
+
+
+def _moments(images: np.ndarray):
+    """Each image's ink (sum), centre of mass (row, col), main axis angle in degrees and
+    spread (standard deviation) along that axis."""
+    rows, cols = np.mgrid[:images.shape[1], :images.shape[2]]
+    mass = images.sum(axis=(1, 2))
+    row = (images * rows).sum(axis=(1, 2)) / mass
+    col = (images * cols).sum(axis=(1, 2)) / mass
+    dr, dc = rows - row[:, None, None], cols - col[:, None, None]
+    mu_rr, mu_cc = (images * dr * dr).sum(axis=(1, 2)), (images * dc * dc).sum(axis=(1, 2))
+    mu_rc = (images * dr * dc).sum(axis=(1, 2))
+    angle = np.degrees(0.5 * np.arctan2(2 * mu_rc, mu_cc - mu_rr))
+    major = (mu_rr + mu_cc) / 2 + np.sqrt(((mu_cc - mu_rr) / 2) ** 2 + mu_rc**2)
+    return mass, row, col, angle, np.sqrt(major / mass)
+
+
+def test_the_geometry_is_one_resample_within_the_recipes_rotation_zoom_and_shift():
+    """A horizontal bar through the centre, through random_geometry 400 times: it turns by at
+    most ROTATION_DEGREES (and by most of it, both ways), its centre moves by at most
+    SHIFT_FRACTION of the side in each direction (and by most of that), its length changes by
+    no more than the zoom allows (and by most of it), and it stays sharp: one bilinear
+    resample, not three."""
+    import tensorflow as tf
+
+    from train.augment import ROTATION_DEGREES, SHIFT_FRACTION, ZOOM_FRACTION, random_geometry
+
+    tf.random.set_seed(11)
+    bar = np.zeros((28, 28), np.float32)
+    bar[13:15, 6:22] = 1.0  # 16 × 2 px, its centre of mass at (13.5, 13.5), the image's centre
+    images = np.repeat(bar[None, ..., None], 400, axis=0)
+    out = random_geometry(tf, tf.constant(images)).numpy()[..., 0]
+
+    whole = out.sum(axis=(1, 2)) > 0.9 * bar.sum() * (1 - ZOOM_FRACTION) ** 2
+    assert whole.mean() > 0.9  # all but a few bars shifted and zoomed partly off the field
+    _, row, col, angle, spread = _moments(out[whole])
+    *_, bar_spread = _moments(bar[None])
+    # A zoom z reads the input z times as far apart: the bar's length changes by 1 / z.
+    length = spread / bar_spread
+    assert length.min() >= 1 / (1 + ZOOM_FRACTION) - 0.02
+    assert length.max() <= 1 / (1 - ZOOM_FRACTION) + 0.02
+    assert length.min() < 1 - 0.6 * ZOOM_FRACTION and length.max() > 1 + 0.6 * ZOOM_FRACTION
+    assert np.abs(angle).max() <= ROTATION_DEGREES + 0.5
+    assert angle.min() < -0.7 * ROTATION_DEGREES and angle.max() > 0.7 * ROTATION_DEGREES
+    limit = SHIFT_FRACTION * 28 * (1 + ZOOM_FRACTION) + 0.5
+    for moved in (row - 13.5, col - 13.5):
+        assert np.abs(moved).max() <= limit
+        assert moved.min() < -0.6 * SHIFT_FRACTION * 28 and moved.max() > 0.6 * SHIFT_FRACTION * 28
+    # Sharp: each resample spreads the ink over more, fainter pixels. Its concentration, the sum
+    # of squares over the sum (1 for the bar as drawn), is ~0.82 after one bilinear resample and
+    # ~0.68 after Keras' RandomRotation, RandomZoom and RandomTranslation (three resamples).
+    kept = out[whole]
+    concentration = (kept**2).sum(axis=(1, 2)) / kept.sum(axis=(1, 2))
+    assert np.median(concentration) > 0.75
+
+
+def test_the_softening_spreads_a_dot_over_its_neighbours_by_a_random_share():
+    """A single lit pixel through random_softening: its ink stays whole and within its 3×3
+    neighbourhood; the share blurred goes from none to all of the [1 2 1]/4 blur."""
+    import tensorflow as tf
+
+    from train.augment import random_softening
+
+    tf.random.set_seed(5)
+    dots = np.zeros((300, 7, 7, 1), np.float32)
+    dots[:, 3, 3] = 1.0
+    out = random_softening(tf, tf.constant(dots), 1.0).numpy()[..., 0]
+
+    assert np.allclose(out.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    outside = out.copy()
+    outside[:, 2:5, 2:5] = 0
+    assert np.abs(outside).max() < 1e-6
+    centre = out[:, 3, 3]
+    assert centre.min() >= 0.25 - 1e-6 and centre.max() <= 1.0 + 1e-6  # 1/4 is the full blur
+    assert centre.min() < 0.35 and centre.max() > 0.9
+    share = (1.0 - centre) / 0.75  # the blurred share of each image, in [0, 1]
+    assert np.allclose(out[:, 2, 2], share / 16, atol=1e-5)  # a corner gets 1/16 of the blur

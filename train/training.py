@@ -103,12 +103,12 @@ def input_pipelines(dataset: Dataset, batch_size: int, augment: bool, seed: int,
     else:
         from train.augment import FINAL_EPOCHS_WITHOUT_GEOMETRY, make_augmenter
 
-        augmented = batches.map(make_augmenter(seed), num_parallel_calls=autotune)
+        augmented = batches.map(make_augmenter(), num_parallel_calls=autotune)
         geometric_epochs = epochs - FINAL_EPOCHS_WITHOUT_GEOMETRY
         if FINAL_EPOCHS_WITHOUT_GEOMETRY == 0 or geometric_epochs <= 0:
             train = augmented.repeat()
         else:
-            strokes_only = batches.map(make_augmenter(seed, geometry=False),
+            strokes_only = batches.map(make_augmenter(geometry=False),
                                        num_parallel_calls=autotune)
             train = augmented.repeat(geometric_epochs).concatenate(strokes_only.repeat())
     test = (tf.data.Dataset.from_tensor_slices((as_model_input(dataset.x_test), dataset.y_test))
