@@ -84,7 +84,7 @@ def random_geometry(tf, images):
     rotation by up to ±ROTATION_DEGREES, z a scale of 1 ± ZOOM_FRACTION and t a shift of up to
     ±SHIFT_FRACTION of the side each way, all uniform and drawn per image. Keras' RandomRotation,
     RandomZoom and RandomTranslation layers draw the same transforms but resample the digit once
-    each: three bilinear passes blur it more, and cost 1.7× the time of this one.
+    each: three bilinear passes blur it more, and took 1.7–2.5× the time of this one.
     """
     import keras
 
