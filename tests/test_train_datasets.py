@@ -137,8 +137,8 @@ def test_the_last_augmented_epoch_changes_the_strokes_only():
 
 
 def _moments(images: np.ndarray):
-    """Each image's ink (sum), centre of mass (row, col), main axis angle in degrees and
-    spread (standard deviation) along that axis."""
+    """Each image's centre of mass (row, col), main axis angle in degrees and spread (standard
+    deviation) along that axis."""
     rows, cols = np.mgrid[:images.shape[1], :images.shape[2]]
     mass = images.sum(axis=(1, 2))
     row = (images * rows).sum(axis=(1, 2)) / mass
@@ -148,7 +148,7 @@ def _moments(images: np.ndarray):
     mu_rc = (images * dr * dc).sum(axis=(1, 2))
     angle = np.degrees(0.5 * np.arctan2(2 * mu_rc, mu_cc - mu_rr))
     major = (mu_rr + mu_cc) / 2 + np.sqrt(((mu_cc - mu_rr) / 2) ** 2 + mu_rc**2)
-    return mass, row, col, angle, np.sqrt(major / mass)
+    return row, col, angle, np.sqrt(major / mass)
 
 
 def test_the_geometry_is_one_resample_within_the_recipes_rotation_zoom_and_shift():
@@ -169,7 +169,7 @@ def test_the_geometry_is_one_resample_within_the_recipes_rotation_zoom_and_shift
 
     whole = out.sum(axis=(1, 2)) > 0.9 * bar.sum() * (1 - ZOOM_FRACTION) ** 2
     assert whole.mean() > 0.9  # all but a few bars shifted and zoomed partly off the field
-    _, row, col, angle, spread = _moments(out[whole])
+    row, col, angle, spread = _moments(out[whole])
     *_, bar_spread = _moments(bar[None])
     # A zoom z reads the input z times as far apart: the bar's length changes by 1 / z.
     length = spread / bar_spread
