@@ -23,6 +23,7 @@ from bench.handwriting import SEEDS, SETS, cache, drawn, other_writers, pad, rep
 from bench.handwriting.scoring import score
 from bench.handwriting.service import REFUSED, preprocess_uploads
 from bench.handwriting.source import load_mnist_5k
+from inference.preprocess import LATEST_VERSION
 
 COUNT = 6
 # Each set's uploads: (format, size); None where the size varies.
@@ -260,7 +261,7 @@ def test_a_small_run_prints_the_table_and_writes_the_report(seed_model_dir, tmp_
     assert accuracy["MNIST test"] >= 80.0  # the seed model reads its own kind of digits
     assert "mnist-5k" in result.stdout  # the fallback is said
     # The seed model's metadata asks for the newest preprocessing: the sets are made with it.
-    assert "preprocessing, version 2" in result.stdout
+    assert f"preprocessing, version {LATEST_VERSION}" in result.stdout
     text = doc.read_text()
     assert SEED_MODEL_NAME in text and "| photos | 20 |" in text and "mnist-5k" in text
     samples = doc.parent / "handwriting-samples.png"

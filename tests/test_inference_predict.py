@@ -81,14 +81,15 @@ def test_an_answer_has_the_model_digit_confidence_probabilities_and_preprocessed
 
 def test_the_preprocessed_image_is_mnist_like(multipart_answers, digits):
     """White ink on black, centred: an MNIST digit comes back almost unchanged (with version 2
-    of the preprocessing, the seed model's, its stroke width normalised)."""
+    or later of the preprocessing, the seed model's, its stroke width normalised; a 28×28 PNG
+    is too small for version 3's reduced copy)."""
     from inference.stroke_width import normalise_stroke_width
 
     images, _ = digits
     for answer, original in zip(multipart_answers[:20], images[:20], strict=True):
         seen = np.asarray(decode_data_url_png(answer["preprocessed"]), np.float32)
         expected = original.astype(np.float32)
-        if answer["preprocessing_version"] == 2:
+        if answer["preprocessing_version"] >= 2:
             expected = normalise_stroke_width(expected / 255.0) * 255.0
         assert np.abs(seen - expected).mean() < 8  # of 255
 

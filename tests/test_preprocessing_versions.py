@@ -7,6 +7,9 @@ inference service's preprocessing it was trained for, and the service applies th
   the 28×28 digit; the normalisation is one function, in two identical files (train/ and
   inference/), so that training can apply it to its digits exactly as the service does to
   uploads (measured, and off by default: docs/handwriting.md).
+- Version 3 is version 2 on a copy of a large picture (longer side 256 px or more) box-averaged
+  to 128-255 px per side: the same digit at a fraction of the cost (docs/benchmarks.md). Below
+  256 px it is version 2, byte for byte; versions 1 and 2 stay as they were (golden hashes).
 - The loaded model carries its version; /api/predict answers with `preprocessing_version`, and
   /api/models lists it; the Open Inference Protocol's `image` input gets the same version.
 """
@@ -50,6 +53,23 @@ V1_GOLDEN = {
     "thin-1": "ab4ba25249e13830",
 }
 
+# The same for version 2, made by the code of commit 840e29e (the last before version 3).
+V2_GOLDEN = {
+    "mnist-0": "97284d340d9b1218",
+    "mnist-1": "8dbdf2bdc8a66b33",
+    "mnist-2": "9b47097123f58cab",
+    "drawn-0": "d137f0b22800be67",
+    "drawn-1": "2167240125cf2e71",
+    "other writers-0": "913ce58605375df7",
+    "other writers-1": "63e9d1fa3da19360",
+    "photos-0": "eb6b9786dbbb4585",
+    "photos-1": "0878eabdb80a4b99",
+    "thick-0": "d6bdfd62899930b4",
+    "thick-1": "96433044bacfa8a5",
+    "thin-0": "c06fc93546aeb956",
+    "thin-1": "bf036e4014d2166f",
+}
+
 
 def png(pixels: np.ndarray, mode: str | None = None) -> bytes:
     buffer = io.BytesIO()
@@ -89,6 +109,11 @@ def test_version_1_is_the_preprocessing_before_versions_byte_for_byte(uploads):
         default, pinned = pre.preprocess(data), pre.preprocess(data, 1)
         assert default.version == pinned.version == 1
         assert digest(default.image) == digest(pinned.image) == V1_GOLDEN[name], name
+
+
+def test_version_2_is_as_it_was_before_version_3_byte_for_byte(uploads):
+    for name, data in uploads.items():
+        assert digest(pre.preprocess(data, 2).image) == V2_GOLDEN[name], name
 
 
 def test_version_2_normalises_the_stroke_width_of_version_1s_digit_when_no_light_to_flatten(
@@ -133,11 +158,54 @@ def test_version_2_flattens_a_shadow_on_paper(source):
     assert correlation(pre.preprocess(upload, 2).image[..., 0]) > 0.8
 
 
+def test_version_3_is_version_2_below_twice_the_reduced_side(uploads):
+    # The sets' uploads are 28 to 176 px, the drawings 280 (the page's pad).
+    for name, data in uploads.items():
+        with Image.open(io.BytesIO(data)) as image:
+            small = max(image.size) < 2 * pre.REDUCED_SIDE
+        v2, v3 = pre.preprocess(data, 2), pre.preprocess(data, 3)
+        assert v3.version == 3
+        assert np.array_equal(v2.image, v3.image) == small, name
+
+
+def test_version_3_finds_the_same_digit_in_a_large_picture(source):
+    """A photo of a digit on paper at 280 px (the size `make bench` sends) and at 1,000 px, and
+    a pad drawing at 280 px: version 3 works on a reduced copy and gives version 2's digit."""
+    from bench.handwriting import drawn
+    from bench.person_upload import as_person_upload
+
+    rng = np.random.default_rng(3)
+    photo = as_person_upload(source.images[1], rng)
+    big = Image.open(io.BytesIO(photo)).resize((1000, 1000), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    big.save(buffer, "PNG")
+    for upload in (photo, buffer.getvalue(), drawn.draw(source.images[2], rng)):
+        v2, v3 = pre.preprocess(upload, 2).image.ravel(), pre.preprocess(upload, 3).image.ravel()
+        assert float(np.corrcoef(v2, v3)[0, 1]) > 0.97
+    for side, reduced in ((255, 255), (256, 128), (280, 140), (1000, 143), (1024, 128)):
+        assert pre._reduced(np.zeros((side // 2, side), np.uint8)).shape[1] == reduced, side
+
+
+def test_version_3_flattens_a_shadow_on_a_large_sheet(source):
+    """The shadow of version 2's test, on a 600-px sheet that version 3 reduces to 150 px."""
+    digit = np.asarray(Image.fromarray(source.images[0]).resize((300, 300),
+                                                                Image.Resampling.BICUBIC))
+    sheet = np.full((600, 600), 230.0, np.float32)
+    sheet[150:450, 150:450] -= digit.astype(np.float32) * (200.0 / 255.0)
+    sheet[:, :180] *= 0.65
+    upload = png(np.clip(sheet, 0, 255).astype(np.uint8))
+    clean = pre.preprocess(png(source.images[0]), 1).image.ravel()
+    for version, least in ((1, None), (3, 0.8)):
+        found = pre.preprocess(upload, version).image.ravel()
+        correlation = float(np.corrcoef(found, clean)[0, 1])
+        assert correlation < 0.5 if least is None else correlation > least, version
+
+
 def test_unknown_versions_are_refused():
-    for version in (0, 3, "2", None, True):
+    for version in (0, 4, "2", None, True, 2.5):
         with pytest.raises(ValueError):
             pre.check_version(version)
-    assert pre.check_version(2) == 2 and pre.LATEST_VERSION == 2
+    assert pre.check_version(3) == 3 and pre.LATEST_VERSION == 3
 
 
 # ---------------------------------------------------------------- the stroke width
@@ -213,8 +281,10 @@ def app(tmp_path):
 
     write_model(tmp_path, "old", {"created_at": "2026-01-01T00:00:00Z"})
     write_model(tmp_path, "bare", None)
+    write_model(tmp_path, "v2", {"created_at": "2026-01-02T00:00:00Z",
+                                 "preprocessing": {"version": 2}})
     write_model(tmp_path, "new", {"created_at": "2026-01-02T00:00:00Z",
-                                  "preprocessing": {"version": 2}})
+                                  "preprocessing": {"version": 3}})
     write_model(tmp_path, "future", {"created_at": "2026-01-03T00:00:00Z",
                                      "preprocessing": {"version": 99}})
     application = create_app({"model_dir": tmp_path, "load_default": False,
@@ -227,7 +297,8 @@ def test_each_model_gets_its_own_version(app):
     cache = app.extensions["model_cache"]
     assert cache.get("old").preprocessing_version == 1
     assert cache.get("bare").preprocessing_version == 1
-    assert cache.get("new").preprocessing_version == 2
+    assert cache.get("v2").preprocessing_version == 2
+    assert cache.get("new").preprocessing_version == 3
     from inference.model_cache import ModelUnavailableError
 
     with pytest.raises(ModelUnavailableError, match="preprocessing version 99"):
@@ -236,8 +307,8 @@ def test_each_model_gets_its_own_version(app):
 
 def test_predict_applies_the_models_version_and_says_which(app, uploads):
     client = app.test_client()
-    data = uploads["thick-0"]
-    for model, version in (("old", 1), ("bare", 1), ("new", 2)):
+    data = uploads["drawn-0"]  # 280 px: each version gives another digit image
+    for model, version in (("old", 1), ("bare", 1), ("v2", 2), ("new", 3)):
         response = client.post("/api/predict", json={
             "image": base64.b64encode(data).decode(), "model": model})
         assert response.status_code == 200, response.get_json()
@@ -256,7 +327,8 @@ def test_the_models_list_says_each_models_version(app):
     models = {m["name"]: m for m in app.test_client().get("/api/models").get_json()["models"]}
     assert models["old"]["preprocessing_version"] == 1
     assert models["bare"]["preprocessing_version"] == 1
-    assert models["new"]["preprocessing_version"] == 2
+    assert models["v2"]["preprocessing_version"] == 2
+    assert models["new"]["preprocessing_version"] == 3
     assert models["future"]["preprocessing_version"] == 99
 
 
@@ -268,8 +340,8 @@ def test_the_inference_protocol_applies_the_models_version_to_image_inputs(app, 
         return first_pixel_model(batch)
 
     app.extensions["model_cache"]._loader = lambda path: CompiledModel(recording_model)
-    data = uploads["thick-1"]
-    for model, version in (("old", 1), ("new", 2)):
+    data = uploads["drawn-1"]
+    for model, version in (("old", 1), ("v2", 2), ("new", 3)):
         body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
                             "data": [base64.b64encode(data).decode()]}]}
         response = app.test_client().post(f"/v2/models/{model}/infer", json=body)
