@@ -57,10 +57,10 @@ LATEST_VERSION = PREPROCESSING_VERSIONS[-1]
 FLATTEN_STROKES = 3.0
 FLATTEN_MIN = 9
 FLATTEN_WORKING = 256
-# Version 3: a picture whose longer side is at least twice REDUCED_SIDE px is box-averaged by
-# the largest whole factor that keeps that side at REDUCED_SIDE or more (a 280×280 upload → 140):
-# the digit still spans several times the 20 px it ends up in, and every later step costs
-# pixels.
+# Version 3: a picture whose sides are both at least twice REDUCED_SIDE px is box-averaged by
+# the largest whole factor that keeps the shorter side at REDUCED_SIDE or more (a 280×280
+# upload → 140): a digit as tall as the picture still spans several times the 20 px it ends up
+# in, and every later step costs pixels. The shorter side, so that a long strip keeps its height.
 REDUCED_SIDE = 128
 
 _ORIENTATION_TRANSPOSE = {
@@ -287,7 +287,7 @@ def _grayscale(image: Image.Image) -> np.ndarray:
 
 def _reduced(gray: np.ndarray) -> np.ndarray:
     """Version 3: `gray` box-averaged by a whole factor to REDUCED_SIDE px or more per side."""
-    factor = max(gray.shape) // REDUCED_SIDE
+    factor = min(gray.shape) // REDUCED_SIDE
     if factor < 2:
         return gray
     return np.asarray(Image.fromarray(gray, "L").reduce(factor))

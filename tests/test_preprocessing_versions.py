@@ -7,9 +7,10 @@ inference service's preprocessing it was trained for, and the service applies th
   the 28×28 digit; the normalisation is one function, in two identical files (train/ and
   inference/), so that training can apply it to its digits exactly as the service does to
   uploads (measured, and off by default: docs/handwriting.md).
-- Version 3 is version 2 on a copy of a large picture (longer side 256 px or more) box-averaged
-  to 128-255 px per side: the same digit at a fraction of the cost (docs/benchmarks.md). Below
-  256 px it is version 2, byte for byte; versions 1 and 2 stay as they were (golden hashes).
+- Version 3 is version 2 on a copy of a large picture (both sides 256 px or more) box-averaged
+  to 128-255 px on its shorter side: the same digit at a fraction of the cost
+  (docs/inference.md). Below that it is version 2, byte for byte; versions 1 and 2 stay as they
+  were (golden hashes).
 - The loaded model carries its version; /api/predict answers with `preprocessing_version`, and
   /api/models lists it; the Open Inference Protocol's `image` input gets the same version.
 """
@@ -162,7 +163,7 @@ def test_version_3_is_version_2_below_twice_the_reduced_side(uploads):
     # The sets' uploads are 28 to 176 px, the drawings 280 (the page's pad).
     for name, data in uploads.items():
         with Image.open(io.BytesIO(data)) as image:
-            small = max(image.size) < 2 * pre.REDUCED_SIDE
+            small = min(image.size) < 2 * pre.REDUCED_SIDE
         v2, v3 = pre.preprocess(data, 2), pre.preprocess(data, 3)
         assert v3.version == 3
         assert np.array_equal(v2.image, v3.image) == small, name
@@ -182,8 +183,10 @@ def test_version_3_finds_the_same_digit_in_a_large_picture(source):
     for upload in (photo, buffer.getvalue(), drawn.draw(source.images[2], rng)):
         v2, v3 = pre.preprocess(upload, 2).image.ravel(), pre.preprocess(upload, 3).image.ravel()
         assert float(np.corrcoef(v2, v3)[0, 1]) > 0.97
-    for side, reduced in ((255, 255), (256, 128), (280, 140), (1000, 143), (1024, 128)):
-        assert pre._reduced(np.zeros((side // 2, side), np.uint8)).shape[1] == reduced, side
+    for shape, reduced in (((255, 255), (255, 255)), ((256, 256), (128, 128)),
+                           ((280, 280), (140, 140)), ((1000, 1000), (143, 143)),
+                           ((768, 1024), (128, 171)), ((128, 1024), (128, 1024))):
+        assert pre._reduced(np.zeros(shape, np.uint8)).shape == reduced, shape
 
 
 def test_version_3_flattens_a_shadow_on_a_large_sheet(source):
