@@ -48,7 +48,8 @@ NOISE_FLOOR = 0.25
 # Preprocessing versions (a model's metadata says which one it was trained for; none → 1).
 # 1: the recipe below. 2: 1, plus the light flattened on dark ink on light paper (before the
 # ink is found) and the stroke width normalised (on the 28×28 result). 3: 2 on a copy reduced
-# to REDUCED_SIDE or more px per side (the same digit, found at a quarter of the cost).
+# to REDUCED_SIDE or more px per side (the same digit, found at a quarter of the cost), with the
+# ink level taken among the pixels that stand out from the paper (a small digit in a big photo).
 PREPROCESSING_VERSIONS = (1, 2, 3)
 LATEST_VERSION = PREPROCESSING_VERSIONS[-1]
 # Version 2's light flattening: the paper's brightness is a grey closing of the picture (the
@@ -62,6 +63,11 @@ FLATTEN_WORKING = 256
 # upload → 140): a digit as tall as the picture still spans several times the 20 px it ends up
 # in, and every later step costs pixels. The shorter side, so that a long strip keeps its height.
 REDUCED_SIDE = 128
+# Version 3: the ink level is the brightest half percent of the pixels at least MIN_CONTRAST
+# brighter than the paper, not of all pixels: a digit covering less than half a percent of a
+# photo (a digit 15% of the frame's height) left that level on the paper, and the digit was
+# lost. Fewer than MIN_INK_PIXELS such pixels are specks, not a digit.
+MIN_INK_PIXELS = 20
 
 _ORIENTATION_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -217,8 +223,8 @@ def preprocess(data: bytes, version: int = 1) -> Preprocessed:
     if version >= 3:
         gray = _reduced(gray)
     if version >= 2:
-        gray = _flatten_light(gray)
-    ink = _ink_bright_on_black(gray)
+        gray = _flatten_light(gray, version)
+    ink = _ink_bright_on_black(gray, version)
     digit = _crop_to_ink(ink)
     field = _centre_in_field(_scale_to_box(digit))
     if version >= 2:
@@ -299,18 +305,19 @@ def _level(values: np.ndarray, share: float) -> int:
     return int(np.searchsorted(cumulative, share * cumulative[-1]))
 
 
-def _ink_bright_on_black(gray: np.ndarray) -> np.ndarray:
+def _ink_bright_on_black(gray: np.ndarray, version: int = 1) -> np.ndarray:
     """Ink in [0, 1] on 0: inverted when the paper is light, paper level and noise removed.
 
     The paper is what the border mostly shows (a digit is drawn inside its picture); the ink
-    level is the brightest half percent after inverting. Everything fainter than NOISE_FLOOR of
-    the way from paper to ink is set to 0: paper texture, JPEG noise, faint shadows.
+    level is the brightest half percent after inverting (version 3: of the pixels that stand out
+    from the paper). Everything fainter than NOISE_FLOOR of the way from paper to ink is set to
+    0: paper texture, JPEG noise, faint shadows.
     """
     background = _level(_border(gray), 0.5)
     if background > 127:
         gray = 255 - gray
         background = 255 - background
-    ink_level = _level(gray, 0.995)
+    ink_level = _ink_level(gray, background) if version >= 3 else _level(gray, 0.995)
     if ink_level - background < MIN_CONTRAST:
         raise _no_digit()
     ink = (gray.astype(np.float32) - background) * (1.0 / (ink_level - background))
@@ -319,7 +326,16 @@ def _ink_bright_on_black(gray: np.ndarray) -> np.ndarray:
     return ink
 
 
-def _flatten_light(gray: np.ndarray) -> np.ndarray:
+def _ink_level(gray: np.ndarray, background: int) -> int:
+    """Version 3's ink level: the brightest half percent of the pixels that stand out from the
+    paper (bright ink on dark, as `_ink_bright_on_black` has turned it)."""
+    standing_out = gray[gray >= background + MIN_CONTRAST]
+    if standing_out.size < MIN_INK_PIXELS:
+        raise _no_digit()
+    return _level(standing_out, 0.995)
+
+
+def _flatten_light(gray: np.ndarray, version: int = 2) -> np.ndarray:
     """Version 2: dark ink on light paper divided by the paper's own brightness, so that a
     shadow or light falling off across the sheet is not taken for ink. White-on-black pictures
     (the page's drawings) and pictures without a digit are returned as they are.
@@ -331,7 +347,7 @@ def _flatten_light(gray: np.ndarray) -> np.ndarray:
     if _level(_border(gray), 0.5) <= 127:
         return gray
     try:
-        ink = _ink_bright_on_black(gray)
+        ink = _ink_bright_on_black(gray, version)
     except ImageError:
         return gray
     mask = ink > 0.5

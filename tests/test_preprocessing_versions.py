@@ -8,9 +8,9 @@ inference service's preprocessing it was trained for, and the service applies th
   inference/), so that training can apply it to its digits exactly as the service does to
   uploads (measured, and off by default: docs/handwriting.md).
 - Version 3 is version 2 on a copy of a large picture (both sides 256 px or more) box-averaged
-  to 128-255 px on its shorter side: the same digit at a fraction of the cost
-  (docs/inference.md). Below that it is version 2, byte for byte; versions 1 and 2 stay as they
-  were (golden hashes).
+  to 128-255 px on its shorter side, with the ink level taken among the pixels that stand out
+  from the paper: version 2's digit at a fraction of the cost, and a small digit in a big photo
+  found (docs/inference.md). Versions 1 and 2 stay as they were (golden hashes).
 - The loaded model carries its version; /api/predict answers with `preprocessing_version`, and
   /api/models lists it; the Open Inference Protocol's `image` input gets the same version.
 """
@@ -159,14 +159,57 @@ def test_version_2_flattens_a_shadow_on_paper(source):
     assert correlation(pre.preprocess(upload, 2).image[..., 0]) > 0.8
 
 
-def test_version_3_is_version_2_below_twice_the_reduced_side(uploads):
-    # The sets' uploads are 28 to 176 px, the drawings 280 (the page's pad).
+def same_digit(first: np.ndarray, second: np.ndarray) -> float:
+    """The correlation of two 28×28 digits, the second moved by up to a pixel each way: a
+    digit's centre of mass rounds to the next pixel after a small change upstream."""
+    first = first.reshape(28, 28)
+    return max(float(np.corrcoef(first.ravel(),
+                                 np.roll(second.reshape(28, 28), (dy, dx), (0, 1)).ravel())[0, 1])
+               for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def test_version_3_gives_version_2s_digit_for_every_kind_of_upload(uploads):
+    # The sets' uploads are 28 to 176 px (not reduced), the drawings 280 (the page's pad).
     for name, data in uploads.items():
-        with Image.open(io.BytesIO(data)) as image:
-            small = min(image.size) < 2 * pre.REDUCED_SIDE
         v2, v3 = pre.preprocess(data, 2), pre.preprocess(data, 3)
         assert v3.version == 3
-        assert np.array_equal(v2.image, v3.image) == small, name
+        assert same_digit(v2.image, v3.image) > 0.9, name  # another digit or crop: < 0.6
+
+
+def photo_of_a_small_digit(digit: np.ndarray, side: int, height: int) -> bytes:
+    """A `digit` `height` px tall, dark on light grey paper with sensor noise, in a photo of
+    side × side px: a digit on a sheet, photographed without cropping."""
+    rng = np.random.default_rng(side + height)
+    paper = np.full((side, side), 215.0, np.float32) + rng.normal(0, 4, (side, side))
+    ink = np.asarray(Image.fromarray(digit).resize((height, height), Image.Resampling.BICUBIC),
+                     np.float32) / 255.0
+    top = left = side // 3
+    paper[top: top + height, left: left + height] *= 1.0 - 0.8 * ink
+    return png(np.clip(paper, 0, 255).astype(np.uint8))
+
+
+def test_version_3_finds_a_small_digit_in_a_big_photo(source):
+    """At 15% of a 1000-px photo's height the digit's ink is under half a percent of the
+    picture: versions 1 and 2 took the paper for the ink level and found no digit or a speck
+    of noise; version 3 finds the digit."""
+    clean = pre.preprocess(png(source.images[0]), 1).image.ravel()
+    upload = photo_of_a_small_digit(source.images[0], 1000, 150)
+    for version in (1, 2):
+        try:
+            found = pre.preprocess(upload, version).image.ravel()
+        except pre.ImageError:
+            continue
+        assert float(np.corrcoef(found, clean)[0, 1]) < 0.5, version
+    found = pre.preprocess(upload, 3).image.ravel()
+    assert float(np.corrcoef(found, clean)[0, 1]) > 0.8
+
+
+def test_version_3_takes_a_few_specks_on_blank_paper_for_no_digit():
+    rng = np.random.default_rng(5)
+    paper = np.full((400, 400), 220.0, np.float32) + rng.normal(0, 3, (400, 400))
+    paper[100:102, 200:202] = 40  # dust: 4 dark pixels
+    with pytest.raises(pre.NoDigitFoundError):
+        pre.preprocess(png(np.clip(paper, 0, 255).astype(np.uint8)), 3)
 
 
 def test_version_3_finds_the_same_digit_in_a_large_picture(source):
@@ -181,8 +224,7 @@ def test_version_3_finds_the_same_digit_in_a_large_picture(source):
     buffer = io.BytesIO()
     big.save(buffer, "PNG")
     for upload in (photo, buffer.getvalue(), drawn.draw(source.images[2], rng)):
-        v2, v3 = pre.preprocess(upload, 2).image.ravel(), pre.preprocess(upload, 3).image.ravel()
-        assert float(np.corrcoef(v2, v3)[0, 1]) > 0.97
+        assert same_digit(pre.preprocess(upload, 2).image, pre.preprocess(upload, 3).image) > 0.95
     for shape, reduced in (((255, 255), (255, 255)), ((256, 256), (128, 128)),
                            ((280, 280), (140, 140)), ((1000, 1000), (143, 143)),
                            ((768, 1024), (128, 171)), ((128, 1024), (128, 1024))):
