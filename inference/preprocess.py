@@ -214,7 +214,8 @@ def preprocess(data: bytes, version: int = 1) -> Preprocessed:
     `preprocessing.version`; 1 when it says none): 1 is the recipe above, unchanged; 2 also
     flattens uneven light on dark-ink-on-light-paper pictures before finding the ink, and
     normalises the stroke width of the 28×28 result (stroke_width.py); 3 is 2 on a reduced copy
-    of a large picture (REDUCED_SIDE).
+    of a large picture (REDUCED_SIDE), with the ink level taken among the pixels that stand out
+    from the paper (MIN_INK_PIXELS).
     """
     version = check_version(version)
     image = open_image(data)
@@ -305,7 +306,7 @@ def _level(values: np.ndarray, share: float) -> int:
     return int(np.searchsorted(cumulative, share * cumulative[-1]))
 
 
-def _ink_bright_on_black(gray: np.ndarray, version: int = 1) -> np.ndarray:
+def _ink_bright_on_black(gray: np.ndarray, version: int) -> np.ndarray:
     """Ink in [0, 1] on 0: inverted when the paper is light, paper level and noise removed.
 
     The paper is what the border mostly shows (a digit is drawn inside its picture); the ink
@@ -335,7 +336,7 @@ def _ink_level(gray: np.ndarray, background: int) -> int:
     return _level(standing_out, 0.995)
 
 
-def _flatten_light(gray: np.ndarray, version: int = 2) -> np.ndarray:
+def _flatten_light(gray: np.ndarray, version: int) -> np.ndarray:
     """Version 2: dark ink on light paper divided by the paper's own brightness, so that a
     shadow or light falling off across the sheet is not taken for ink. White-on-black pictures
     (the page's drawings) and pictures without a digit are returned as they are.

@@ -81,8 +81,8 @@ def test_an_answer_has_the_model_digit_confidence_probabilities_and_preprocessed
 
 def test_the_preprocessed_image_is_mnist_like(multipart_answers, digits):
     """White ink on black, centred: an MNIST digit comes back almost unchanged (with version 2
-    or later of the preprocessing, the seed model's, its stroke width normalised; a 28×28 PNG
-    is too small for version 3's reduced copy)."""
+    or later of the preprocessing, the seed model's, its stroke width normalised; version 3
+    reads a 28×28 MNIST PNG as version 2 does: too small to reduce, its ink a fifth of it)."""
     from inference.stroke_width import normalise_stroke_width
 
     images, _ = digits

@@ -139,33 +139,38 @@ def test_thick_digits_are_thinned_and_thin_ones_thickened(uploads):
         assert width(uploads[name], 2) > width(uploads[name], 1) + 0.3
 
 
-def test_version_2_flattens_a_shadow_on_paper(source):
-    """A digit on light paper with a shadow over a third of the sheet, as deep as the photos
-    set's (light 0.6-0.88): version 1 takes the shadow for ink (the digit ends up small in a
-    corner), version 2 finds the digit."""
-    digit = np.asarray(Image.fromarray(source.images[0]).resize((100, 100),
-                                                                Image.Resampling.BICUBIC))
-    sheet = np.full((200, 200), 230.0, np.float32)
-    sheet[50:150, 50:150] -= digit.astype(np.float32) * (200.0 / 255.0)
-    light = np.ones((200, 200), np.float32)
-    light[:, :60] = 0.65  # the shadow's edge runs beside the digit
-    upload = png(np.clip(sheet * light, 0, 255).astype(np.uint8))
-    clean = pre.preprocess(png(source.images[0]), 1).image[..., 0]
-
-    def correlation(image):
-        return float(np.corrcoef(image.ravel(), clean.ravel())[0, 1])
-
-    assert correlation(pre.preprocess(upload, 1).image[..., 0]) < 0.5
-    assert correlation(pre.preprocess(upload, 2).image[..., 0]) > 0.8
+def correlation(first: np.ndarray, second: np.ndarray) -> float:
+    return float(np.corrcoef(first.ravel(), second.ravel())[0, 1])
 
 
 def same_digit(first: np.ndarray, second: np.ndarray) -> float:
     """The correlation of two 28×28 digits, the second moved by up to a pixel each way: a
     digit's centre of mass rounds to the next pixel after a small change upstream."""
     first = first.reshape(28, 28)
-    return max(float(np.corrcoef(first.ravel(),
-                                 np.roll(second.reshape(28, 28), (dy, dx), (0, 1)).ravel())[0, 1])
+    return max(correlation(first, np.roll(second.reshape(28, 28), (dy, dx), (0, 1)))
                for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def sheet_with_a_shadow(digit: np.ndarray, side: int) -> bytes:
+    """`digit` dark on light paper, half the sheet's side tall in its middle, with a shadow
+    (light 0.65, as deep as the photos set's 0.6-0.88) over the sheet's left 30%: its edge
+    runs beside the digit."""
+    half = side // 2
+    ink = np.asarray(Image.fromarray(digit).resize((half, half), Image.Resampling.BICUBIC))
+    sheet = np.full((side, side), 230.0, np.float32)
+    sheet[side // 4: side // 4 + half, side // 4: side // 4 + half] -= (
+        ink.astype(np.float32) * (200.0 / 255.0))
+    sheet[:, : side * 3 // 10] *= 0.65
+    return png(np.clip(sheet, 0, 255).astype(np.uint8))
+
+
+def test_version_2_flattens_a_shadow_on_paper(source):
+    """Version 1 takes the shadow for ink (the digit ends up small in a corner), version 2
+    finds the digit."""
+    upload = sheet_with_a_shadow(source.images[0], 200)
+    clean = pre.preprocess(png(source.images[0]), 1).image
+    assert correlation(clean, pre.preprocess(upload, 1).image) < 0.5
+    assert correlation(clean, pre.preprocess(upload, 2).image) > 0.8
 
 
 def test_version_3_gives_version_2s_digit_for_every_kind_of_upload(uploads):
@@ -192,16 +197,15 @@ def test_version_3_finds_a_small_digit_in_a_big_photo(source):
     """At 15% of a 1000-px photo's height the digit's ink is under half a percent of the
     picture: versions 1 and 2 took the paper for the ink level and found no digit or a speck
     of noise; version 3 finds the digit."""
-    clean = pre.preprocess(png(source.images[0]), 1).image.ravel()
+    clean = pre.preprocess(png(source.images[0]), 1).image
     upload = photo_of_a_small_digit(source.images[0], 1000, 150)
     for version in (1, 2):
         try:
-            found = pre.preprocess(upload, version).image.ravel()
+            found = pre.preprocess(upload, version).image
         except pre.ImageError:
             continue
-        assert float(np.corrcoef(found, clean)[0, 1]) < 0.5, version
-    found = pre.preprocess(upload, 3).image.ravel()
-    assert float(np.corrcoef(found, clean)[0, 1]) > 0.8
+        assert correlation(clean, found) < 0.5, version
+    assert correlation(clean, pre.preprocess(upload, 3).image) > 0.8
 
 
 def test_version_3_takes_a_few_specks_on_blank_paper_for_no_digit():
@@ -233,17 +237,10 @@ def test_version_3_finds_the_same_digit_in_a_large_picture(source):
 
 def test_version_3_flattens_a_shadow_on_a_large_sheet(source):
     """The shadow of version 2's test, on a 600-px sheet that version 3 reduces to 150 px."""
-    digit = np.asarray(Image.fromarray(source.images[0]).resize((300, 300),
-                                                                Image.Resampling.BICUBIC))
-    sheet = np.full((600, 600), 230.0, np.float32)
-    sheet[150:450, 150:450] -= digit.astype(np.float32) * (200.0 / 255.0)
-    sheet[:, :180] *= 0.65
-    upload = png(np.clip(sheet, 0, 255).astype(np.uint8))
-    clean = pre.preprocess(png(source.images[0]), 1).image.ravel()
-    for version, least in ((1, None), (3, 0.8)):
-        found = pre.preprocess(upload, version).image.ravel()
-        correlation = float(np.corrcoef(found, clean)[0, 1])
-        assert correlation < 0.5 if least is None else correlation > least, version
+    upload = sheet_with_a_shadow(source.images[0], 600)
+    clean = pre.preprocess(png(source.images[0]), 1).image
+    assert correlation(clean, pre.preprocess(upload, 1).image) < 0.5
+    assert correlation(clean, pre.preprocess(upload, 3).image) > 0.8
 
 
 def test_unknown_versions_are_refused():
