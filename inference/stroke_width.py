@@ -7,10 +7,13 @@ does not use it: normalising the training digits too was measured and does not p
 A digit's stroke width is estimated as its ink pixels over its skeleton's pixels (Zhang-Suen
 thinning of the pixels brighter than INK): MNIST's median is ~2.5 px. A digit wider than WIDE
 loses a pixel of width (a 2×2 grey erosion), one narrower than THIN gains one (a 2×2 grey
-dilation); the others are left as they are. Only numpy.
+dilation); the others are left as they are. Only numpy and Python integers.
 """
 
 from __future__ import annotations
+
+import functools
+import operator
 
 import numpy as np
 
@@ -22,71 +25,88 @@ WIDE = 3.4
 THIN = 1.4
 
 
-def _neighbours(padded: np.ndarray) -> list[np.ndarray]:
-    """P2..P9 of Zhang and Suen (north, then clockwise) of every inner pixel of (N, H+2, W+2)
-    masks with a one-pixel frame: views, so they follow later changes to `padded`."""
-    height, width = padded.shape[1] - 2, padded.shape[2] - 2
-
-    def at(dy: int, dx: int) -> np.ndarray:
-        return padded[:, 1 + dy: 1 + dy + height, 1 + dx: 1 + dx + width]
-
-    return [at(-1, 0), at(-1, 1), at(0, 1), at(1, 1), at(1, 0), at(1, -1), at(0, -1),
-            at(-1, -1)]
+# Zhang-Suen on bitboards: a mask with a one-pixel empty frame, read row by row into one Python
+# integer (bit y·(W+2) + x is pixel (y, x) of the framed mask). Shifting the integer by a
+# neighbour's offset gives every pixel that neighbour at once, and the test of a sub-iteration
+# becomes ~60 operations on ~900-bit integers: ~3× faster than the same test with numpy arrays
+# of 28×28 (whose per-call cost dominates at this size). The output is the same, pixel for
+# pixel (the preprocessing versions' golden hashes check it).
 
 
-def _removable(step: int) -> np.ndarray:
-    """Zhang and Suen's test for one sub-iteration, for each of the 256 neighbourhoods: bit k of
-    the index is neighbour P(k+2) (P2 = north, then clockwise). A pixel is removed when it has 2
-    to 6 neighbours, exactly one 0 → 1 transition around the ring, and (step 0) not P2·P4·P6 nor
-    P4·P6·P8, or (step 1) not P2·P4·P8 nor P2·P6·P8."""
-    table = np.zeros(256, bool)
-    for code in range(256):
-        p = [(code >> bit) & 1 for bit in range(8)]
-        transitions = sum(p[i] == 0 and p[(i + 1) % 8] == 1 for i in range(8))
-        p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
-        if step == 0:
-            spare = not (p2 and p4 and p6) and not (p4 and p6 and p8)
-        else:
-            spare = not (p2 and p4 and p8) and not (p2 and p6 and p8)
-        table[code] = 2 <= sum(p) <= 6 and transitions == 1 and spare
-    return table
+@functools.lru_cache(maxsize=8)
+def _layout(height: int, width: int) -> tuple[int, tuple[int, ...]]:
+    """The framed mask's inner pixels as a bitboard, and the offsets of P2..P9 of Zhang and
+    Suen (north, then clockwise) in it."""
+    row = width + 2
+    inner = np.zeros((height + 2, row), bool)
+    inner[1:-1, 1:-1] = True
+    offsets = (-row, -row + 1, 1, row + 1, row, row - 1, -1, -row - 1)
+    return _to_board(inner), offsets
 
 
-# Looked up per pixel: one table read instead of ~40 array operations per sub-iteration.
-_REMOVABLE = (_removable(0), _removable(1))
+def _to_board(framed: np.ndarray) -> int:
+    return int.from_bytes(np.packbits(framed, bitorder="little").tobytes(), "little")
 
 
-def _neighbourhood_codes(neighbours: list[np.ndarray]) -> np.ndarray:
-    """Each pixel's 8 neighbours packed into one byte, bit k = P(k+2)."""
-    codes = neighbours[0].view(np.uint8).copy()
-    for bit, neighbour in enumerate(neighbours[1:], start=1):
-        codes |= neighbour.view(np.uint8) << bit
-    return codes
+def _from_board(board: int, height: int, width: int) -> np.ndarray:
+    size = (height + 2) * (width + 2)
+    raw = np.frombuffer(board.to_bytes((size + 7) // 8, "little"), np.uint8)
+    bits = np.unpackbits(raw, bitorder="little")[:size].reshape(height + 2, width + 2)
+    return bits[1:-1, 1:-1].astype(bool)
+
+
+def _at_least_two(boards: list[int]) -> int:
+    """The pixels set in at least two of `boards`."""
+    once = twice = 0
+    for board in boards:
+        twice |= once & board
+        once |= board
+    return twice
+
+
+def _thin(mask: np.ndarray) -> int:
+    """Zhang-Suen thinning (1984) of one boolean mask (H, W): its skeleton as a bitboard.
+
+    A pixel is removed in a sub-iteration when it has 2 to 6 neighbours, exactly one 0 → 1
+    transition around its ring P2..P9, and (first sub-iteration) not P2·P4·P6 nor P4·P6·P8, or
+    (second) not P2·P4·P8 nor P2·P6·P8; until a whole iteration removes nothing."""
+    height, width = mask.shape
+    inner, offsets = _layout(height, width)
+    framed = np.zeros((height + 2, width + 2), bool)
+    framed[1:-1, 1:-1] = mask
+    board = _to_board(framed)
+    while True:
+        before = board
+        for step in (0, 1):
+            # Bit i of ring[k] is P(k+2) of pixel i. Bits outside the mask are ignored: the
+            # result is masked by `board`, and the frame keeps rows from wrapping into each other.
+            ring = [board >> offset if offset > 0 else board << -offset for offset in offsets]
+            empty = [inner & ~neighbour for neighbour in ring]
+            two_to_six = _at_least_two(ring) & _at_least_two(empty)
+            rises = [empty[k] & ring[(k + 1) % 8] for k in range(8)]
+            one_rise = functools.reduce(operator.or_, rises) & ~_at_least_two(rises)
+            p2, p4, p6, p8 = ring[0], ring[2], ring[4], ring[6]
+            if step == 0:
+                spared = ~(p2 & p4 & p6) & ~(p4 & p6 & p8)
+            else:
+                spared = ~(p2 & p4 & p8) & ~(p2 & p6 & p8)
+            board &= ~(board & two_to_six & one_rise & spared)
+        if board == before:
+            return board
 
 
 def skeleton(masks: np.ndarray) -> np.ndarray:
-    """Zhang-Suen thinning (1984) of a stack of boolean masks (N, H, W), all at once."""
+    """Zhang-Suen thinning of a stack of boolean masks (N, H, W)."""
     masks = np.asarray(masks, dtype=bool)
-    padded = np.zeros((masks.shape[0], masks.shape[1] + 2, masks.shape[2] + 2), bool)
-    inner = padded[:, 1:-1, 1:-1]  # a view: pixels removed here change the neighbours' views
-    inner[...] = masks
-    neighbours = _neighbours(padded)
-    while True:
-        changed = False
-        for removable in _REMOVABLE:
-            remove = inner & removable[_neighbourhood_codes(neighbours)]
-            if remove.any():
-                inner &= ~remove
-                changed = True
-        if not changed:
-            return inner.copy()
+    return np.stack([_from_board(_thin(mask), *mask.shape) for mask in masks]) \
+        if len(masks) else masks.copy()
 
 
 def stroke_widths(images: np.ndarray) -> np.ndarray:
     """Each image's stroke width in pixels: ink pixels over skeleton pixels (0 when blank)."""
     ink = np.asarray(images) > INK
     ink_pixels = ink.sum(axis=(1, 2))
-    skeleton_pixels = skeleton(ink).sum(axis=(1, 2))
+    skeleton_pixels = np.array([_thin(mask).bit_count() for mask in ink], dtype=np.int64)
     return ink_pixels / np.maximum(skeleton_pixels, 1)
 
 

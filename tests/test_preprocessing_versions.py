@@ -4,9 +4,8 @@ inference service's preprocessing it was trained for, and the service applies th
 - Version 1 is the preprocessing as it was before versions existed, byte for byte, for every
   model whose metadata names no version (golden hashes of its output on fixed uploads).
 - Version 2 flattens uneven light on dark ink on light paper and normalises the stroke width of
-  the 28×28 digit; the normalisation is one function, in two identical files (train/ and
-  inference/), so that training can apply it to its digits exactly as the service does to
-  uploads (measured, and off by default: docs/handwriting.md).
+  the 28×28 digit (inference/stroke_width.py; training does not apply it: measured, it did not
+  pay, docs/handwriting.md).
 - Version 3 is version 2 on a copy of a large picture (both sides 256 px or more) box-averaged
   to 128-255 px on its shorter side, with the ink level taken among the pixels that stand out
   from the paper: version 2's digit at a fraction of the cost, and a small digit in a big photo
@@ -26,7 +25,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import REPO
-from PIL import Image
+from PIL import Image, ImageDraw
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -295,6 +294,52 @@ def test_the_skeleton_is_one_pixel_wide_and_connected_like_the_stroke():
     skeleton = inference_strokes.skeleton(mask)[0]
     assert skeleton.sum() >= 12 and skeleton.sum(axis=1).max() <= 2
     assert 4.5 < float(inference_strokes.stroke_widths(mask.astype(np.float32))[0]) < 9
+
+
+def zhang_suen_pixel_by_pixel(mask: np.ndarray) -> np.ndarray:
+    """Zhang and Suen's thinning as their paper states it, one pixel at a time: the slow,
+    obvious reading that the service's bitboard version must agree with."""
+    image = np.pad(mask.astype(int), 1)
+    changed = True
+    while changed:
+        changed = False
+        for step in (0, 1):
+            remove = []
+            for y, x in zip(*np.nonzero(image), strict=True):
+                p = [image[y - 1, x], image[y - 1, x + 1], image[y, x + 1], image[y + 1, x + 1],
+                     image[y + 1, x], image[y + 1, x - 1], image[y, x - 1], image[y - 1, x - 1]]
+                rises = sum(p[k] == 0 and p[(k + 1) % 8] == 1 for k in range(8))
+                p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
+                spared = (p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0) if step == 0 else \
+                    (p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0)
+                if 2 <= sum(p) <= 6 and rises == 1 and spared:
+                    remove.append((y, x))
+            for y, x in remove:
+                image[y, x] = 0
+            changed = changed or bool(remove)
+    return image[1:-1, 1:-1].astype(bool)
+
+
+def test_the_skeleton_is_zhang_and_suens_pixel_for_pixel():
+    # Tried: digits of different widths, random masks of every density (blobs, lines, noise),
+    # a mask that is not square, ink touching the border, and an empty mask.
+    rng = np.random.default_rng(7)
+    digits = [preprocess_digit(rng) for _ in range(8)]
+    noise = list(rng.random((24, 28, 28)) < rng.random((24, 1, 1)))
+    masks = [*digits, *noise, rng.random((13, 37)) < 0.6, np.ones((28, 28), bool),
+             np.zeros((28, 28), bool)]
+    for number, mask in enumerate(masks):
+        expected = zhang_suen_pixel_by_pixel(mask)
+        assert np.array_equal(inference_strokes.skeleton(mask[None])[0], expected), number
+
+
+def preprocess_digit(rng) -> np.ndarray:
+    """A drawn digit-like stroke of a random width, as the mask the stroke width is taken of."""
+    image = Image.new("L", (28, 28))
+    draw = ImageDraw.Draw(image)
+    points = [tuple(int(v) for v in rng.integers(4, 24, 2)) for _ in range(4)]
+    draw.line(points, fill=255, width=int(rng.integers(1, 6)))
+    return np.asarray(image) > 127
 
 
 # ---------------------------------------------------------------- the service applies it
