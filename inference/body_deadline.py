@@ -18,6 +18,9 @@ import time
 # Slower than any real upload (a 5 MiB photo at this rate takes 5 minutes), fast enough that a
 # trickle can't hold a thread for long.
 MIN_BYTES_PER_SECOND = 16 * 1024
+# With nothing to watch, the watchdog still wakes this often: a new deadline later than its next
+# wake-up then needs no wake-up call (see watch()).
+IDLE_WAKE_SECONDS = 5.0
 
 
 class BodyDeadlines:
@@ -27,6 +30,7 @@ class BodyDeadlines:
         self._cut: set[int] = set()
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
+        self._next_wake = 0.0  # when the watchdog wakes next on its own (monotonic)
 
     def watch(self, sock: socket.socket, seconds: float) -> int:
         """Cut `sock`'s reading side if `done()` is not called within `seconds`."""
@@ -36,8 +40,13 @@ class BodyDeadlines:
                                                 daemon=True)
                 self._thread.start()
             token = next(self._tokens)
-            self._pending[token] = (time.monotonic() + seconds, sock)
-            self._condition.notify()
+            deadline = time.monotonic() + seconds
+            self._pending[token] = (deadline, sock)
+            # Every request registers a deadline; waking the watchdog for each would cost a
+            # thread switch and a turn of the GIL per request. It only needs waking for a
+            # deadline before the moment it wakes anyway.
+            if deadline < self._next_wake:
+                self._condition.notify()
             return token
 
     def done(self, token: int) -> bool:
@@ -59,8 +68,9 @@ class BodyDeadlines:
                         self._cut.add(token)
                         with contextlib.suppress(OSError):
                             sock.shutdown(socket.SHUT_RD)  # the blocked read returns at once
-                nearest = min((deadline for deadline, _ in self._pending.values()), default=None)
-                self._condition.wait(None if nearest is None else max(nearest - now, 0.01))
+                self._next_wake = min((deadline for deadline, _ in self._pending.values()),
+                                      default=now + IDLE_WAKE_SECONDS)
+                self._condition.wait(max(self._next_wake - now, 0.01))
 
 
 deadlines = BodyDeadlines()
