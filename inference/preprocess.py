@@ -282,6 +282,10 @@ def _grayscale(image: Image.Image) -> np.ndarray:
             low, high = float(values.min()), float(values.max())
             return np.rint((values - low) * (255.0 / ((high - low) or 1.0))).astype(np.uint8)
         return np.asarray(image.convert("L"))
+    # Opaque after all (the page's drawings are): the gray levels as they are, at a fraction of
+    # the cost of the float blend below (which would give the same).
+    if image.mode in ("RGBA", "LA") and image.getchannel("A").getextrema()[0] == 255:
+        return np.asarray(image.convert("L"))
     pixels = np.asarray(image.convert("LA"), dtype=np.float32)
     gray, alpha = pixels[..., 0], pixels[..., 1] / 255.0
     if alpha.min() >= 1.0:
