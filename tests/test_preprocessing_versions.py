@@ -324,7 +324,7 @@ def test_the_skeleton_is_zhang_and_suens_pixel_for_pixel():
     # Tried: digits of different widths, random masks of every density (blobs, lines, noise),
     # a mask that is not square, ink touching the border, and an empty mask.
     rng = np.random.default_rng(7)
-    digits = [preprocess_digit(rng) for _ in range(8)]
+    digits = [drawn_stroke_mask(rng) for _ in range(8)]
     noise = list(rng.random((24, 28, 28)) < rng.random((24, 1, 1)))
     masks = [*digits, *noise, rng.random((13, 37)) < 0.6, np.ones((28, 28), bool),
              np.zeros((28, 28), bool)]
@@ -333,7 +333,7 @@ def test_the_skeleton_is_zhang_and_suens_pixel_for_pixel():
         assert np.array_equal(inference_strokes.skeleton(mask[None])[0], expected), number
 
 
-def preprocess_digit(rng) -> np.ndarray:
+def drawn_stroke_mask(rng) -> np.ndarray:
     """A drawn digit-like stroke of a random width, as the mask the stroke width is taken of."""
     image = Image.new("L", (28, 28))
     draw = ImageDraw.Draw(image)
