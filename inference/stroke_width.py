@@ -39,13 +39,14 @@ def _layout(height: int, width: int) -> tuple[int, tuple[int, ...]]:
     """The framed mask's inner pixels as a bitboard, and the offsets of P2..P9 of Zhang and
     Suen (north, then clockwise) in it."""
     row = width + 2
-    inner = np.zeros((height + 2, row), bool)
-    inner[1:-1, 1:-1] = True
     offsets = (-row, -row + 1, 1, row + 1, row, row - 1, -1, -row - 1)
-    return _to_board(inner), offsets
+    return _to_board(np.ones((height, width), bool)), offsets
 
 
-def _to_board(framed: np.ndarray) -> int:
+def _to_board(mask: np.ndarray) -> int:
+    """`mask` (H, W) in a one-pixel empty frame, as a bitboard."""
+    framed = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)
+    framed[1:-1, 1:-1] = mask
     return int.from_bytes(np.packbits(framed, bitorder="little").tobytes(), "little")
 
 
@@ -73,9 +74,7 @@ def _thin(mask: np.ndarray) -> int:
     (second) not P2·P4·P8 nor P2·P6·P8; until a whole iteration removes nothing."""
     height, width = mask.shape
     inner, offsets = _layout(height, width)
-    framed = np.zeros((height + 2, width + 2), bool)
-    framed[1:-1, 1:-1] = mask
-    board = _to_board(framed)
+    board = _to_board(mask)
     while True:
         before = board
         for step in (0, 1):
@@ -99,8 +98,10 @@ def _thin(mask: np.ndarray) -> int:
 def skeleton(masks: np.ndarray) -> np.ndarray:
     """Zhang-Suen thinning of a stack of boolean masks (N, H, W)."""
     masks = np.asarray(masks, dtype=bool)
-    return np.stack([_from_board(_thin(mask), *mask.shape) for mask in masks]) \
-        if len(masks) else masks.copy()
+    skeletons = np.zeros_like(masks)
+    for number, mask in enumerate(masks):
+        skeletons[number] = _from_board(_thin(mask), *mask.shape)
+    return skeletons
 
 
 def stroke_widths(images: np.ndarray) -> np.ndarray:
