@@ -5,10 +5,10 @@ too. Pillow's PNG decoder took ~540 µs for the pad's drawing and ~1.9 ms for a 
 libspng takes ~120 µs and ~0.9-1.2 ms (docs/benchmarks.md). PNG is lossless, so any correct
 decoder gives the same pixels, and `tests/test_png_decode.py` checks that it does.
 
-Only plain PNGs take this path: 8 bits per channel, grey, RGB or RGBA, not
-interlaced, and no chunk that could change what Pillow would make of the picture (a palette,
-a transparent colour, EXIF or XMP text that may carry an orientation, animation). Everything
-else returns None and is decoded by Pillow, as before.
+Only plain PNGs take this path: 8 bits per channel, grey, RGB or RGBA, not interlaced, and no
+chunk that could change what Pillow would make of the picture (a palette, a transparent colour,
+EXIF or XMP text that may carry an orientation, animation). Everything else returns None and is
+decoded by Pillow, as before.
 
 pyspng tells libspng to ignore the chunks' checksums (it was written for trusted datasets), and
 a corrupted upload must be refused, not read as noise: so every chunk's CRC is checked here
