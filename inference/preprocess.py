@@ -149,7 +149,7 @@ def open_image(data: bytes) -> Image.Image:
             _refuse_bombs(image)
             if image.format == "PNG":
                 decoded = decode_plain_png(data)  # libspng: the same pixels, faster
-                if decoded is not None and decoded.size == image.size:
+                if decoded is not None:
                     return decoded
             # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: a 12-megapixel photo then
             # costs a fraction of the time and memory.
