@@ -245,6 +245,13 @@ bench-handwriting: venv ## accuracy on handwriting beyond MNIST (drawn, other wr
 	$(PY) bench/bench_handwriting.py $(if $(MODEL),--model $(MODEL) --model-dir $(MODEL_DIR),--train-starter) \
 		$(if $(MNIST_NPZ),--mnist-npz $(MNIST_NPZ)) $(BENCH_ARGS)
 
+.PHONY: bench-feedback
+# CORRECTIONS=0,100,300 how many corrections each model trains on; SEEDS=1,2,3; MNIST_NPZ as above;
+# BENCH_ARGS passes more (see --help). ~70 s a model on 2 cores (9 models by default).
+bench-feedback: venv ## how many people's corrections close the other writers' gap (the starter + feedback)
+	$(PY) bench/bench_feedback.py $(if $(CORRECTIONS),--corrections $(CORRECTIONS)) \
+		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(MNIST_NPZ),--mnist-npz $(MNIST_NPZ)) $(BENCH_ARGS)
+
 # ---------------------------------------------------------------- a real cluster on one machine
 # Kubernetes' own components built here from the Go module proxy (k8s/local-cluster/build.sh,
 # cached in ~/.cache/digits/), run as processes with Debian's containerd, runc and CNI plugins;
