@@ -108,9 +108,10 @@ def train(volume: Path, corrections: int, seed: int, epochs: int | None) -> Path
     params = resolve(request, volume)
     metadata = train_model(params, volume, seed=seed)
     trained_on = (metadata.get("feedback") or {}).get("samples", 0)
-    print(f"  {corrections} corrections, seed {seed}: trained on {trained_on} of them (the "
-          f"rest: the feedback test split), {metadata['test_accuracy']:.2%} on mnist-5k's test "
-          f"digits", flush=True)
+    kept = (f"trained on {trained_on} of them (the rest: the feedback test split)"
+            if corrections else "the starter itself")
+    print(f"  {corrections} corrections, seed {seed}: {kept}, {metadata['test_accuracy']:.2%} "
+          f"on mnist-5k's test digits", flush=True)
     return volume / f"{params.name}.keras"
 
 
@@ -143,6 +144,7 @@ def measure(args) -> tuple[dict[int, list[list[float]]], list[str], int]:
                                 writers.refused[held_out])]
                 row += [accuracy(model, each.inputs, each.labels, each.refused)
                         for each in others]
+                print(f"    the held-out other writers: {row[0]:.2%}", flush=True)
                 rows.setdefault(corrections, []).append(row)
     return rows, [other.name for other in others], len(held_out)
 
