@@ -7,10 +7,10 @@ the other writers' digits, as the inference service preprocesses their uploads, 
 random (SPLIT_SEED) into a pool of corrections and a held-out half (new digits of the same
 people). For each N of --corrections, N of the pool are stored as feedback samples on a fresh
 volume (train's own FeedbackStore, as the feedback route stores them) and the starter's recipe
-trains on `mnist-5k+feedback` through `train_model` (each sample repeated `feedback_weight`
-times; the store keeps a fifth of the samples, by their ids, as the feedback test split, which
-training never sees). Each model is scored on the held-out half and on the benchmark's other
-sets. N = 0 is the starter itself. Prints one table, the mean of the seeds.
+trains on `mnist-5k+feedback` through `train_model` (every sample, reviewed or not, repeated
+`feedback_weight` times; the store keeps a fifth of the samples, by their ids, as the feedback
+test split, which training never sees). Each model is scored on the held-out half and on the
+benchmark's other sets. N = 0 is the starter itself. Prints one table, the mean of the seeds.
 
     python bench/bench_feedback.py [--corrections 0,100,300] [--seeds 1,2,3] [--epochs N]
         [--mnist-npz PATH] [--count N] [--cache-dir DIR]     (make bench-feedback)
@@ -39,7 +39,6 @@ from bench.handwriting.service import latest_version  # noqa: E402
 from bench.handwriting.source import load_source  # noqa: E402
 
 SPLIT_SEED = 0
-BASE_MODEL = "starter-cnn-mnist5k"  # the model the corrections say was wrong
 
 
 def parser() -> argparse.ArgumentParser:
@@ -85,13 +84,14 @@ def store_corrections(volume: Path, inputs: np.ndarray, labels: np.ndarray,
                       version: int) -> None:
     """Each 28×28 input as a feedback sample, the way the feedback route stores one."""
     from train.feedback import FeedbackStore
+    from train.params import STARTER
 
     store = FeedbackStore(volume)
     for pixels, label in zip(inputs, labels, strict=True):
         pixels = np.rint(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
         # What the model had answered does not change training; no model read these digits.
         fields = {"label": int(label), "predicted": int(label), "confidence": 1.0,
-                  "model": BASE_MODEL, "preprocessing_version": version}
+                  "model": STARTER["name"], "preprocessing_version": version}
         store.add(pixels, fields, None)
 
 
