@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.handwriting import SEEDS, SETS, cache, other_writers, scoring  # noqa: E402
+from bench.handwriting import cache, each_prepared_set, other_writers, scoring  # noqa: E402
 from bench.handwriting.service import latest_version  # noqa: E402
 from bench.handwriting.source import load_source  # noqa: E402
 
@@ -65,13 +65,7 @@ def numbers(text: str) -> list[int]:
 def prepared_sets(args, version: int) -> list:
     source = load_source(args.mnist_npz)
     print(f"digits from {source.description}", flush=True)
-    sets = []
-    for module in SETS:
-        count = module.DEFAULT_COUNT if args.count is None else min(args.count,
-                                                                    module.DEFAULT_COUNT)
-        sets.append(cache.prepare(module, source, count, SEEDS[module.NAME], args.cache_dir,
-                                  preprocessing=version))
-    return sets
+    return list(each_prepared_set(source, args.count, args.cache_dir, version))
 
 
 def split(size: int) -> tuple[np.ndarray, np.ndarray]:

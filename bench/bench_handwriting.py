@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.handwriting import SEEDS, SETS, cache, report, scoring  # noqa: E402
+from bench.handwriting import cache, each_prepared_set, report, scoring  # noqa: E402
 from bench.handwriting.service import latest_version  # noqa: E402
 from bench.handwriting.source import DEFAULT_MNIST_NPZ, load_source  # noqa: E402
 
@@ -159,13 +159,10 @@ def main(argv: list[str] | None = None) -> int:
                                                  else latest_version())
         print(f"the service's preprocessing, version {version}", flush=True)
         prepared_sets = []
-        for module in SETS:
-            count = module.DEFAULT_COUNT if args.count is None else min(args.count,
-                                                                        module.DEFAULT_COUNT)
-            prepared = cache.prepare(module, source, count, SEEDS[module.NAME], cache_dir,
-                                     refresh=args.refresh, preprocessing=version)
+        for prepared in each_prepared_set(source, args.count, cache_dir, version,
+                                          refresh=args.refresh):
             how = "from the cache" if prepared.cached else f"made in {prepared.seconds:.1f} s"
-            print(f"  {module.NAME:<14} {len(prepared):>6,} images  {how}  "
+            print(f"  {prepared.name:<14} {len(prepared):>6,} images  {how}  "
                   f"({int(prepared.refused.sum())} refused by the preprocessing)", flush=True)
             prepared_sets.append(prepared)
         if args.generate_only:
