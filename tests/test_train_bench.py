@@ -1,6 +1,18 @@
-"""The `cnn` first stage as it is and as it was (what `make bench-train`'s lever compares)."""
+"""`make bench-train` (bench/bench_train.py) and the `cnn` first stage its lever compares.
+
+The figures come from the benchmark itself (docs/benchmarks.md, "Training"); here: the lever's
+network differs from the recipe's only in where the first stage's batch norm and ReLU sit, and a
+one-epoch run of the starter's recipe prints its table without the full MNIST's goal. Bad input
+tried: the full MNIST asked for where there is none (a clear exit, no training).
+"""
 
 from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from conftest import REPO
 
 from train.architectures import build_cnn
 
@@ -19,3 +31,28 @@ def test_the_recipe_pools_before_its_first_batch_norm_and_the_lever_after():
     # The batch norm sees the pooled 13×13 map instead of the 26×26 one.
     assert recipe.layers[1].output.shape[1:3] == (13, 13)
     assert previous.layers[1].output.shape[1:3] == (26, 26)
+
+
+def run(*args):
+    command = [sys.executable, str(REPO / "bench" / "bench_train.py"), *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+def test_a_starter_run_prints_its_row_without_the_full_mnist_goal():
+    result = run("--starter", "--only", "cnn", "--cnn-epochs", "1", "--seeds", "1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    row = re.search(r"^cnn\s+1\s+1\s+[\d.]+\s+[\d.]+\s+(0\.\d{4})\s+\S+\s+(\S+)$",
+                    result.stdout, re.M)
+    assert row, result.stdout[-2000:]
+    assert 0.5 < float(row.group(1)) <= 1.0  # one epoch of the recipe reads most digits
+    assert row.group(2) == "—"
+    assert "the starter's recipe: no goal of its own" in result.stdout
+    assert "within 180 s" not in result.stdout
+
+
+def test_the_full_mnist_asked_for_where_there_is_none_is_refused(tmp_path):
+    result = run("--mnist-npz", str(tmp_path / "absent.npz"), "--only", "cnn", "--seeds", "1")
+    assert result.returncode == 2
+    assert "no MNIST at" in result.stderr
+    assert "epoch" not in result.stdout
