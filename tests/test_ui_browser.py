@@ -29,9 +29,14 @@ RUN_TIMEOUT = 300_000  # ms: a 1-epoch mnist-5k run, TensorFlow start included, 
 
 
 def wait_for_models(page) -> None:
-    """The picker is filled once /api/models answered."""
-    expect(page.get_by_test_id("model-select")).to_be_enabled()
-    expect(page.get_by_test_id("model-select").locator("option")).not_to_have_count(0)
+    """The picker is filled once /api/models answered.
+
+    The page starts with a disabled "Loading models…" placeholder, so wait for an option that
+    names a model: an enabled picker alone raced the first fetch (CI, stop 27).
+    """
+    select = page.get_by_test_id("model-select")
+    expect(select).to_be_enabled()
+    expect(select.locator("option:not([value=''])")).not_to_have_count(0)
 
 
 def canvas_box(page) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from browser_fixtures import DESKTOP
 from playwright.sync_api import expect
+from test_ui_browser import wait_for_models
 
 pytestmark = pytest.mark.browser
 
@@ -91,8 +92,7 @@ def replay(page, box: dict, lines: list[np.ndarray]) -> None:
 
 def test_drawn_digits_are_read_right_on_the_page(open_page, drawn_digits):
     page = open_page("predict", viewport=DESKTOP)
-    expect(page.get_by_test_id("model-select")).to_be_enabled()
-    expect(page.get_by_test_id("model-select").locator("option")).not_to_have_count(0)
+    wait_for_models(page)
     box = page.get_by_test_id("draw-canvas").bounding_box()
     assert box and box["width"] > 100, box
     requests = PredictRequests(page)
