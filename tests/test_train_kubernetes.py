@@ -134,6 +134,7 @@ def test_job_manifest_is_exactly_this():
                         "env": [{"name": "MODEL_DIR", "value": "/models"},
                                 {"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"},
                                 {"name": "PYTHONUNBUFFERED", "value": "1"},
+                                {"name": "TRAIN_PRECISION", "value": "float32"},
                                 {"name": "KERAS_HOME", "value": "/tmp/.keras"}],
                         "resources": {"requests": {"cpu": "1", "memory": "1Gi"},
                                       "limits": {"cpu": "2", "memory": "3Gi"}},

@@ -22,7 +22,7 @@ METADATA_FIELDS = {
     "name", "created_at", "architecture", "hyperparameters", "dataset", "test_accuracy",
     "test_loss", "per_class_accuracy", "confusion_matrix", "history", "train_seconds",
     "parameter_count", "input_shape", "size_bytes", "sha256", "tensorflow_version",
-    "keras_version",
+    "keras_version", "training_precision",
 }
 RUN_FIELDS = {
     "id", "state", "params", "created_at", "started_at", "finished_at", "epoch", "epochs", "step",
@@ -278,6 +278,7 @@ def test_default_run_goes_queued_running_succeeded_with_full_metadata(train, vol
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(
         metadata["history"][0])
     assert metadata["input_shape"] == [28, 28, 1]
+    assert metadata["training_precision"] == "float32"  # TRAIN_PRECISION's default
     assert metadata["size_bytes"] == (volume / "default-3.keras").stat().st_size
 
     # The earlier routes see the new model.

@@ -43,7 +43,9 @@ def build_simple():
         layers.MaxPooling2D(pool_size=(2, 2)),
         layers.Flatten(),
         layers.Dropout(0.5),
-        layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
+        # float32 even when trained in bfloat16 (train/precision.py): the loss needs
+        # probabilities finer than bfloat16's 8 bits.
+        layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities", dtype="float32"),
     ], name="simple")
 
 
@@ -90,7 +92,9 @@ def build_cnn(pool_before_batch_norm: bool = True):
         layers.BatchNormalization(momentum=BN_MOMENTUM),
         layers.ReLU(),
         layers.Dropout(0.4),
-        layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
+        # float32 even when trained in bfloat16 (train/precision.py): the loss needs
+        # probabilities finer than bfloat16's 8 bits.
+        layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities", dtype="float32"),
     ], name="cnn")
 
 

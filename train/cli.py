@@ -69,11 +69,17 @@ def model_dir_of(args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from train.config import precision
     from train.datasets import DatasetUnavailableError
     from train.params import InvalidParamsError, resolve
     from train.volume import model_names
 
     model_dir = model_dir_of(args)
+    try:
+        train_precision = precision(os.environ)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.if_empty and model_names(model_dir):
         print(f"a model is on the volume ({', '.join(model_names(model_dir))}): nothing to train")
         return 0
@@ -94,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow loads only once the request is valid.
     from train.training import VolumeFullError, train_model
     try:
-        metadata = train_model(params, model_dir, verbose=1, seed=args.seed)
+        metadata = train_model(params, model_dir, verbose=1, seed=args.seed,
+                               precision=train_precision)
     except DatasetUnavailableError as error:
         print(f"error: data set {params.dataset!r} is not available: {error}", file=sys.stderr)
         return 1

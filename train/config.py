@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from train.precision import FLOAT32, PRECISIONS
+
 DEFAULT_MODEL_DIR = "./model-volume"
 EXECUTORS = ("local", "kubernetes")
 DEFAULT_STOP_GRACE_SECONDS = 30.0
@@ -51,6 +53,14 @@ def number(env: Mapping[str, str], name: str, default: float, kind: type = float
     return value
 
 
+def precision(env: Mapping[str, str]) -> str:
+    """TRAIN_PRECISION: `float32` (the default), `mixed_bfloat16` or `auto` (train/precision.py)."""
+    value = env.get("TRAIN_PRECISION") or FLOAT32
+    if value not in PRECISIONS:
+        raise ValueError(f"TRAIN_PRECISION={value!r}: choose one of {', '.join(PRECISIONS)}")
+    return value
+
+
 def at_least(env: Mapping[str, str], name: str, default: int, low: int) -> int:
     """An integer variable that must be at least `low`; a ValueError naming it otherwise."""
     value = number(env, name, default, int)
@@ -74,6 +84,8 @@ class KubernetesSettings:
     memory_limit: str = "3Gi"
     ttl_seconds_after_finished: int = 3600
     stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS
+    # Passed on to each Job, which trains under it (train/precision.py).
+    train_precision: str = FLOAT32
     # Without TRAIN_IMAGE the Job runs this pod's own image, found by the pod's name. Settings made
     # by hand (tests) take it from the process too: it describes where the code runs, not a choice.
     pod_name: str | None = field(default_factory=own_pod_name)
@@ -95,6 +107,7 @@ class KubernetesSettings:
             ttl_seconds_after_finished=number(env, "TRAIN_JOB_TTL_SECONDS", 3600, int),
             stop_grace_seconds=number(env, "TRAIN_STOP_GRACE_SECONDS",
                                       DEFAULT_STOP_GRACE_SECONDS),
+            train_precision=precision(env),
             pod_name=env.get("HOSTNAME") or None,
         )
 
@@ -120,6 +133,8 @@ class Settings:
     # (their X-Forwarded-For): 1 behind the page's nginx, 0 when clients reach it directly (a
     # client could otherwise pick its own address and escape the rate limit).
     trusted_proxies: int = 0
+    # What a run computes with (train/precision.py): float32, or bfloat16 to train faster.
+    train_precision: str = FLOAT32
 
     def __post_init__(self):
         # test_config may give the volume as a string; everything else takes a resolved Path.
@@ -150,4 +165,5 @@ class Settings:
             feedback_max_body_bytes=at_least(env, "FEEDBACK_MAX_BODY_BYTES",
                                              DEFAULT_FEEDBACK_MAX_BODY_BYTES, 4096),
             trusted_proxies=at_least(env, "TRAIN_TRUSTED_PROXIES", 0, 0),
+            train_precision=precision(env),
         )

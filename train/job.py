@@ -103,7 +103,8 @@ def stopped_or_terminated(run: dict, terminated: bool) -> dict | None:
 def run_job(run_id: str) -> int:
     from train.params import TrainParams
 
-    model_dir = Settings.from_env().model_dir
+    settings = Settings.from_env()
+    model_dir = settings.model_dir
     store = RunStore(model_dir)
     run = store.get(run_id)
     if run is None:
@@ -128,7 +129,8 @@ def run_job(run_id: str) -> int:
 
         params = TrainParams.from_dict(run["params"])
         try:
-            metadata = train_model(params, model_dir, reporter, verbose=2)
+            metadata = train_model(params, model_dir, reporter, verbose=2,
+                                   precision=settings.train_precision)
         except TrainingStopped:
             reporter.close()
             ended = record(store, run_id, stopped_or_terminated, reporter.terminated)

@@ -23,6 +23,7 @@ from train.evaluate import standard_evaluations
 from train.feedback_data import load_with_feedback, uses_feedback
 from train.lite_copy import checked_copy
 from train.params import TrainParams
+from train.precision import FLOAT32, layers_built_under, training_policy
 from train.progress import NullReporter, ProgressCallback, Reporter
 from train.timeutil import utc_now_iso
 from train.volume import (
@@ -155,10 +156,15 @@ def evaluation(model, dataset: Dataset, probabilities: np.ndarray | None = None)
 
 
 def inference_copy(model):
-    """The trained network without optimizer state: smaller files, nothing but built-in layers."""
+    """The trained network in float32 without optimizer state: smaller files, nothing but
+    built-in layers, and the same numbers whether it was trained in float32 or bfloat16 (its
+    weights are float32 either way; only its layers' compute dtype changes)."""
     import keras
 
-    copy = keras.models.clone_model(model)
+    def float32_layer(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": FLOAT32})
+
+    copy = keras.models.clone_model(model, clone_function=float32_layer)
     copy.set_weights(model.get_weights())
     return copy
 
@@ -174,17 +180,17 @@ def lite_copy(network, check: tuple[np.ndarray, np.ndarray]) -> tuple[bytes, flo
         return None
 
 
-def save_model(model, model_dir: Path, metadata: dict,
+def save_model(network, model_dir: Path, metadata: dict,
                check: tuple[np.ndarray, np.ndarray]) -> dict:
-    """Write `<name>.tflite` (checked on `check`: test images and Keras' probabilities for them),
-    `<name>.json`, then `<name>.keras`, each atomically; return the final metadata.
+    """Write the inference copy `network` as `<name>.keras`, its `<name>.tflite` (checked on
+    `check`: test images and Keras' probabilities for them) and `<name>.json`, each atomically;
+    return the final metadata.
 
     The metadata goes before the model so that whoever sees the model also finds its metadata,
     and the TFLite copy before the metadata that vouches for it.
     """
     name = metadata["name"]
     target = model_path(model_dir, name)
-    network = inference_copy(model)
     lite = lite_copy(network, check)
     try:
         # Keras insists on the .keras suffix: the temporary keeps it after its dot-prefixed name.
@@ -225,8 +231,12 @@ def training_data(params: TrainParams, model_dir: Path) -> tuple[Dataset, dict |
 def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None = None,
                 verbose: int | str = 0, seed: int | None = None,
                 preprocessing_version: int = PREPROCESSING_VERSION,
-                jit_compile: bool = False) -> dict:
+                jit_compile: bool = False, precision: str = FLOAT32) -> dict:
     """Train as `params` say and save the model; return its metadata.
+
+    `precision` is TRAIN_PRECISION (train/precision.py): float32, or bfloat16 (`mixed_bfloat16`,
+    or `auto`: where the CPU computes it in hardware) to train faster; the model is saved, scored
+    and served in float32 either way.
 
     `preprocessing_version` pins an older preprocessing (PREPROCESSING_VERSIONS) for
     comparisons; new models get the newest. `jit_compile` (XLA for the train step) is for
@@ -247,7 +257,9 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
     dataset, feedback = training_data(params, model_dir)
     steps = math.ceil(len(dataset.y_train) / params.batch_size)
 
-    model = architecture.build()
+    policy = training_policy(precision)
+    with layers_built_under(policy):
+        model = architecture.build()
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate(architecture.schedule, params.learning_rate, steps * params.epochs)),
@@ -262,7 +274,9 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
     if callback.stopped or reporter.should_stop():
         raise TrainingStopped("stopped on request")
     reporter.set_phase("evaluating and saving")
-    probabilities = test_probabilities(model, dataset)
+    # Scored as it is served: the float32 copy that is saved.
+    network = inference_copy(model)
+    probabilities = test_probabilities(network, dataset)
 
     metadata = {
         "name": params.name,
@@ -273,12 +287,13 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
                             and not (key in FEEDBACK_ONLY and value is None)}
         | {"optimizer": "adam", "schedule": architecture.schedule, "seed": seed},
         "dataset": {"name": dataset.name, **dataset.sizes},
-        **evaluation(model, dataset, probabilities),
+        **evaluation(network, dataset, probabilities),
         # The same test sets for every model, so the Models view compares like with like.
-        "evaluations": standard_evaluations(model, params.name, model_dir,
+        "evaluations": standard_evaluations(network, params.name, model_dir,
                                             preprocessing_version, dataset, probabilities),
         "history": callback.history,
         "train_seconds": round(train_seconds, 2),
+        "training_precision": policy,
         "parameter_count": int(model.count_params()),
         "input_shape": list(INPUT_SHAPE),
         "preprocessing": {"version": preprocessing_version},
@@ -287,5 +302,5 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
     }
     if feedback is not None:
         metadata["feedback"] = feedback
-    return save_model(model, model_dir, metadata,
+    return save_model(network, model_dir, metadata,
                       check=(as_model_input(dataset.x_test), probabilities))

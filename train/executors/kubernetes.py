@@ -37,7 +37,7 @@ def build_job_manifest(run_id: str, namespace: str, image: str, claim_name: str,
                        cpu_limit: str = "2", memory_limit: str = "3Gi",
                        ttl_seconds_after_finished: int = 3600,
                        active_deadline_seconds: int = 6 * 3600,
-                       run_as_user: int = 10001) -> dict:
+                       run_as_user: int = 10001, train_precision: str = "float32") -> dict:
     """The Job that trains run `run_id`: same image, claim at `model_dir`, restricted pod."""
     labels = {
         "app.kubernetes.io/part-of": "digits",
@@ -77,6 +77,7 @@ def build_job_manifest(run_id: str, namespace: str, image: str, claim_name: str,
                             {"name": "MODEL_DIR", "value": model_dir},
                             {"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"},
                             {"name": "PYTHONUNBUFFERED", "value": "1"},
+                            {"name": "TRAIN_PRECISION", "value": train_precision},
                             # The root file system is read-only: Keras' config goes to /tmp.
                             {"name": "KERAS_HOME", "value": "/tmp/.keras"},  # noqa: S108
                         ],
@@ -155,7 +156,8 @@ class KubernetesExecutor:
             model_dir=s.model_dir, image_pull_policy=s.image_pull_policy,
             cpu_request=s.cpu_request, memory_request=s.memory_request,
             cpu_limit=s.cpu_limit, memory_limit=s.memory_limit,
-            ttl_seconds_after_finished=s.ttl_seconds_after_finished)
+            ttl_seconds_after_finished=s.ttl_seconds_after_finished,
+            train_precision=s.train_precision)
 
     def start(self, run: dict) -> dict:
         body = self.manifest(run["id"])
