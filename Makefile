@@ -234,10 +234,12 @@ reliability-report: venv system-deps lint-tools wrk ## run the reliability cases
 .PHONY: bench-train
 # MNIST_NPZ=/path/to/mnist.npz overrides where the full MNIST comes from; SEEDS=1,2,3 the cnn
 # runs' seeds; LEVERS=1 adds cnn with XLA, with batch 256 and with its first stage as before,
-# side by side (~3 minutes a run); STARTER=1 times the starter's recipe on mnist-5k instead.
+# side by side (~3 minutes a run); PRECISION=1 adds cnn trained in bfloat16
+# (TRAIN_PRECISION=mixed_bfloat16); STARTER=1 times the starter's recipe on mnist-5k instead.
 bench-train: venv ## train cnn (3 seeds) and simple on the full MNIST: time to the saved model, accuracy
 	$(PY) bench/bench_train.py $(if $(MNIST_NPZ),--mnist-npz $(MNIST_NPZ)) \
-		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(LEVERS),--levers) $(if $(STARTER),--starter)
+		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(LEVERS),--levers) $(if $(STARTER),--starter) \
+		$(if $(PRECISION),--precision)
 
 .PHONY: bench-handwriting
 # MODEL=name measures $(MODEL_DIR)/name.keras instead of training the starter; MNIST_NPZ as above.

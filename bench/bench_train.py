@@ -13,12 +13,15 @@ once per seed (--seeds, default 1,2,3), since one seed's figure can sit either s
 --levers adds, side by side in the same run, the levers measured for the recipe: XLA for the
 train step (jit_compile), batch 256 at twice the learning rate, and `cnn` with its first stage
 as it was before 2026-12-02 (batch norm and ReLU at 26×26, before the pooling).
+--precision adds `cnn bf16`, trained in bfloat16 (TRAIN_PRECISION=mixed_bfloat16; `cnn` trains
+in float32, the default; train/precision.py): fast on CPUs with AMX, emulated and slow elsewhere.
 
 --starter times the starter's recipe instead (mnist-5k, shipped with the code, for the starter's
 epochs: what `make run` trains before its first prediction); the 3-minute goal is the full
 MNIST's, so its column stays empty.
 
-    python bench/bench_train.py [--mnist-npz PATH] [--seeds 1,2,3] [--levers] [--starter]
+    python bench/bench_train.py [--mnist-npz PATH] [--seeds 1,2,3] [--levers] [--precision]
+                                [--starter]
                                 [--cnn-epochs N] [--simple-epochs N] [--only cnn|simple]
 """
 
@@ -41,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from train.architectures import ARCHITECTURES, build_cnn  # noqa: E402
 from train.datasets import MNIST, MNIST_5K  # noqa: E402
 from train.params import STARTER_EPOCHS  # noqa: E402
+from train.precision import AUTO, FLOAT32, MIXED_BFLOAT16, training_policy  # noqa: E402
 
 # Where developer and CI machines keep the full MNIST: the shared folder beside the checkout.
 DEFAULT_NPZ = REPO.parent / "shared" / "data" / "mnist" / "mnist.npz"
@@ -55,6 +59,7 @@ class Variant:
     architecture: str
     request: dict = field(default_factory=dict)  # overrides of the recipe's defaults
     jit_compile: bool = False
+    precision: str = FLOAT32
 
 
 # The lever that keeps the first stage as it was: its batch norm and ReLU at full resolution.
@@ -81,6 +86,8 @@ def variants(args) -> list[Variant]:
             chosen.append(Variant("cnn b256", "cnn", cnn | {"batch_size": 256,
                                                             "learning_rate": 0.006}))
             chosen.append(Variant("cnn bn26", PREVIOUS_CNN, cnn))
+        if args.precision:
+            chosen.append(Variant("cnn bf16", "cnn", cnn, precision=MIXED_BFLOAT16))
     if args.only in (None, "simple") and not args.starter:
         chosen.append(Variant("simple", "simple", simple))
     return chosen
@@ -125,10 +132,11 @@ def train(variant: Variant, seed: int, volume: Path, dataset: str) -> dict:
     params = resolve(request, volume)
     print(f"\n{variant.label}, seed {seed}: {params.epochs} epochs, batch {params.batch_size}, "
           f"learning rate {params.learning_rate:g}, augment {params.augment}, "
-          f"XLA {variant.jit_compile}", flush=True)
+          f"XLA {variant.jit_compile}, precision {training_policy(variant.precision)}", flush=True)
     started = time.monotonic()
     printer = EpochPrinter(variant.label, started)
-    metadata = train_model(params, volume, printer, seed=seed, jit_compile=variant.jit_compile)
+    metadata = train_model(params, volume, printer, seed=seed, jit_compile=variant.jit_compile,
+                           precision=variant.precision)
     wall = time.monotonic() - started
     return {"variant": variant.label, "seed": seed, "dataset": dataset,
             "epochs": len(metadata["history"]),
@@ -190,6 +198,8 @@ def main() -> int:
     parser.add_argument("--levers", action="store_true",
                         help="also run cnn with XLA, with batch 256 at twice the rate and with "
                              "its first stage as before (batch norm at 26×26)")
+    parser.add_argument("--precision", action="store_true",
+                        help="also run cnn in bfloat16 (TRAIN_PRECISION=mixed_bfloat16)")
     parser.add_argument("--starter", action="store_true",
                         help="the starter's recipe on mnist-5k instead of the full MNIST")
     parser.add_argument("--cnn-epochs", type=int)
@@ -205,6 +215,7 @@ def main() -> int:
     seeds = [int(seed) for seed in args.seeds.split(",")]
 
     print(f"before: {load_average()}")
+    print(f"TRAIN_PRECISION=auto would train in {training_policy(AUTO)} on this CPU")
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as volume:
         volume = Path(volume)
