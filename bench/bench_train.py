@@ -43,7 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from train.architectures import ARCHITECTURES, build_cnn  # noqa: E402
 from train.datasets import MNIST, MNIST_5K  # noqa: E402
-from train.params import STARTER_EPOCHS  # noqa: E402
+from train.params import STARTER  # noqa: E402
 from train.precision import AUTO, FLOAT32, MIXED_BFLOAT16, training_policy  # noqa: E402
 
 # Where developer and CI machines keep the full MNIST: the shared folder beside the checkout.
@@ -75,7 +75,7 @@ def register_previous_cnn() -> None:
 def variants(args) -> list[Variant]:
     cnn = {"epochs": args.cnn_epochs} if args.cnn_epochs else {}
     if args.starter:
-        cnn = {"epochs": STARTER_EPOCHS} | cnn
+        cnn = {key: STARTER[key] for key in ("epochs", "batch_size", "learning_rate")} | cnn
     simple = {"epochs": args.simple_epochs} if args.simple_epochs else {}
     chosen = []
     if args.only in (None, "cnn"):

@@ -16,7 +16,6 @@ import pytest
 from shared_helpers import wait_for  # noqa: F401 (tests import it from here)
 
 from scripts.launcher import Process, free_port, gunicorn, running, service_env
-from train.params import STARTER_EPOCHS
 
 # The page's browser fixtures (tests/browser_fixtures.py): the whole system behind nginx, Chromium.
 pytest_plugins = ["browser_fixtures"]
@@ -36,8 +35,8 @@ collect_ignore += ["soak"]
 # does not.
 collect_ignore += ["cluster"]
 
-# The model every inference and page test uses: the starter's recipe (the default `cnn` on the
-# packaged mnist-5k for STARTER_EPOCHS epochs, ~20-40 s on 2 cores), trained once per test session
+# The model every inference and page test uses: the starter's recipe (`python -m train --starter`:
+# the default `cnn` on the packaged mnist-5k, ~30-40 s on 2 cores), trained once per test session
 # through the train CLI (the real code path), so the page's tests read digits as a new user's
 # starter does. It reads 99% of mnist-5k's 500 test digits; the `simple` example reaches only
 # ~96.8% on 4,500 digits, too close to the 97% the upload test asks of the service.
@@ -67,8 +66,7 @@ def train_cli(model_dir: Path, *args: str, timeout: float = 900) -> subprocess.C
 def seed_model_dir(tmp_path_factory) -> Path:
     """A model volume holding one good model trained on mnist-5k. Tests copy it, never change it."""
     model_dir = tmp_path_factory.mktemp("seed-volume")
-    result = train_cli(model_dir, "--dataset", "mnist-5k", "--architecture",
-                       SEED_MODEL_ARCHITECTURE, "--epochs", str(STARTER_EPOCHS),
+    result = train_cli(model_dir, "--starter", "--architecture", SEED_MODEL_ARCHITECTURE,
                        "--name", SEED_MODEL_NAME)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (model_dir / f"{SEED_MODEL_NAME}.keras").is_file()
