@@ -32,7 +32,7 @@ def wait_for_models(page) -> None:
     """The picker is filled once /api/models answered.
 
     The page starts with a disabled "Loading models…" placeholder, so wait for an option that
-    names a model: an enabled picker alone raced the first fetch (CI, stop 27).
+    names a model: an enabled picker alone raced the first fetch and failed a CI run.
     """
     select = page.get_by_test_id("model-select")
     expect(select).to_be_enabled()

@@ -182,9 +182,9 @@ def lite_copy(network, check: tuple[np.ndarray, np.ndarray]) -> tuple[bytes, flo
 
 def save_model(network, model_dir: Path, metadata: dict,
                check: tuple[np.ndarray, np.ndarray]) -> dict:
-    """Write the inference copy `network` as `<name>.keras`, its `<name>.tflite` (checked on
-    `check`: test images and Keras' probabilities for them) and `<name>.json`, each atomically;
-    return the final metadata.
+    """Write the inference copy `network`'s `<name>.tflite` (checked on `check`: test images and
+    Keras' probabilities for them), `<name>.json`, then `<name>.keras`, each atomically; return
+    the final metadata.
 
     The metadata goes before the model so that whoever sees the model also finds its metadata,
     and the TFLite copy before the metadata that vouches for it.
