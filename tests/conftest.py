@@ -16,6 +16,7 @@ import pytest
 from shared_helpers import wait_for  # noqa: F401 (tests import it from here)
 
 from scripts.launcher import Process, free_port, gunicorn, running, service_env
+from train.params import STARTER
 
 # The page's browser fixtures (tests/browser_fixtures.py): the whole system behind nginx, Chromium.
 pytest_plugins = ["browser_fixtures"]
@@ -41,7 +42,7 @@ collect_ignore += ["cluster"]
 # starter does. It reads 99% of mnist-5k's 500 test digits; the `simple` example reaches only
 # ~96.8% on 4,500 digits, too close to the 97% the upload test asks of the service.
 SEED_MODEL_NAME = "mnist5k-cnn"
-SEED_MODEL_ARCHITECTURE = "cnn"
+SEED_MODEL_ARCHITECTURE = STARTER["architecture"]
 
 
 @contextmanager
@@ -66,8 +67,7 @@ def train_cli(model_dir: Path, *args: str, timeout: float = 900) -> subprocess.C
 def seed_model_dir(tmp_path_factory) -> Path:
     """A model volume holding one good model trained on mnist-5k. Tests copy it, never change it."""
     model_dir = tmp_path_factory.mktemp("seed-volume")
-    result = train_cli(model_dir, "--starter", "--architecture", SEED_MODEL_ARCHITECTURE,
-                       "--name", SEED_MODEL_NAME)
+    result = train_cli(model_dir, "--starter", "--name", SEED_MODEL_NAME)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (model_dir / f"{SEED_MODEL_NAME}.keras").is_file()
     return model_dir
