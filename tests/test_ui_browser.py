@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import re
 import tarfile
@@ -266,7 +267,7 @@ def test_a_longer_run_is_stopped_from_the_page(open_page):
 # ------------------------------------------------------------------ models
 
 
-def test_models_table_sorts_and_shows_details(open_page):
+def test_models_table_sorts_and_shows_details(open_page, ui_system):
     page = open_page("models")
     table = page.get_by_test_id("models-table")
     expect(table.locator(f"tbody tr[data-model='{SEED_MODEL_NAME}']")).to_have_count(1)
@@ -279,8 +280,18 @@ def test_models_table_sorts_and_shows_details(open_page):
     page.get_by_role("button", name=f"Details of {SEED_MODEL_NAME}", exact=True).click()
     details = page.get_by_test_id("model-details")
     expect(details.locator("#details-title")).to_have_text(SEED_MODEL_NAME)
+    metadata = json.loads((ui_system.model_dir / f"{SEED_MODEL_NAME}.json").read_text())
+    expect(detail(details, "Training precision")).to_have_text(metadata["training_precision"])
+    version = metadata["preprocessing"]["version"]
+    expect(detail(details, "Preprocessing version")).to_have_text(str(version))
     expect(page.get_by_test_id("confusion-matrix").locator("tbody td")).to_have_count(100)
     expect(page.get_by_test_id("per-class-accuracy").locator("li")).to_have_count(10)
+
+
+def detail(details, term: str):
+    """The value beside `term` in a model's details."""
+    return details.locator("#details-facts > div").filter(
+        has=details.page.locator("dt", has_text=term)).locator("dd")
 
 
 def test_the_export_button_downloads_the_model_as_a_tar_gz(open_page):
