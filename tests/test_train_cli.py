@@ -21,7 +21,7 @@ def volume(tmp_path_factory):
     return tmp_path_factory.mktemp("cli-volume")
 
 
-@pytest.mark.parametrize("architecture", ["simple", "cnn"])
+@pytest.mark.parametrize("architecture", ["simple", "cnn", "cnn-small"])
 def test_cli_trains_and_saves_a_model_inference_can_load_safely(volume, architecture):
     name = f"cli-{architecture}"
     result = train_cli(volume, "--dataset", "mnist-5k", "--architecture", architecture,
