@@ -233,8 +233,8 @@ reliability-report: venv system-deps lint-tools wrk ## run the reliability cases
 
 .PHONY: bench-train
 # MNIST_NPZ=/path/to/mnist.npz overrides where the full MNIST comes from; SEEDS=1,2,3 the cnn
-# runs' seeds; LEVERS=1 adds cnn with XLA, with batch 256, with its first stage as before and cnn-small,
-# side by side (~3 minutes a run); PRECISION=1 adds cnn trained in bfloat16
+# runs' seeds; LEVERS=1 adds cnn with XLA, with batch 256, with its first stage as before and
+# cnn-small, side by side (~3 minutes a run); PRECISION=1 adds cnn trained in bfloat16
 # (TRAIN_PRECISION=mixed_bfloat16); STARTER=1 times the starter's recipe on mnist-5k instead.
 bench-train: venv ## train cnn (3 seeds) and simple on the full MNIST: time to the saved model, accuracy
 	$(PY) bench/bench_train.py $(if $(MNIST_NPZ),--mnist-npz $(MNIST_NPZ)) \

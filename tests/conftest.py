@@ -37,7 +37,7 @@ collect_ignore += ["soak"]
 collect_ignore += ["cluster"]
 
 # The model every inference and page test uses: the starter's recipe (`python -m train --starter`:
-# the default `cnn` on the packaged mnist-5k, ~30-40 s on 2 cores), trained once per test session
+# `cnn-small` on the packaged mnist-5k, ~20-30 s on 2 cores), trained once per test session
 # through the train CLI (the real code path), so the page's tests read digits as a new user's
 # starter does. It reads 99% of mnist-5k's 500 test digits; the `simple` example reaches only
 # ~96.8% on 4,500 digits, too close to the 97% the upload test asks of the service.

@@ -180,9 +180,10 @@ export function initModels() {
       ["Epochs", p.epochs ?? (model.history ? model.history.length : "–")],
       ["Batch size", p.batch_size ?? "–"],
       ["Learning rate", p.learning_rate ?? "–"],
-      // Models saved before these fields existed were trained in float32 for version 1.
+      // Models saved before the field existed were trained in float32; the version comes from
+      // /api/models, which says 1 for models saved before versions existed.
       ["Training precision", model.training_precision || "float32"],
-      ["Preprocessing version", preprocessingVersion(model)],
+      ["Preprocessing version", model.preprocessing_version ?? 1],
       ["Parameters", count(parameterCount(model))],
       ["Size", bytes(model.size_bytes)],
       ["Training time", duration(model.train_seconds)],
@@ -200,12 +201,6 @@ export function initModels() {
       "No training history saved");
     note(model.confusion_matrix ? "" : "This model has no saved evaluation (copied in by hand?).");
     panel.scrollIntoView({ behavior: "smooth", block: "nearest" });
-  }
-
-  // The version of the service's preprocessing the model was trained for (docs/inference.md).
-  function preprocessingVersion(model) {
-    const version = model.preprocessing && model.preprocessing.version;
-    return Number.isInteger(version) ? version : 1;
   }
 
   function hideDetails() {
