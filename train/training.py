@@ -263,7 +263,12 @@ def train_model(params: TrainParams, model_dir: Path, reporter: Reporter | None 
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate(architecture.schedule, params.learning_rate, steps * params.epochs)),
-        loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
+        loss="sparse_categorical_crossentropy",
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=jit_compile)
+    # The optimizer's slots and the metric's totals made here, not inside the first traced step:
+    # TensorFlow traces a function again when its first trace made variables, and on 2 cores that
+    # second trace of the train step is ~0.7 s of every run (docs/benchmarks.md, "Training").
+    model.optimizer.build(model.trainable_variables)
     train_data, test_data = input_pipelines(dataset, params.batch_size, params.augment, seed,
                                              params.epochs)
     callback = ProgressCallback(reporter, params.epochs, steps)
