@@ -15,7 +15,8 @@ train step (jit_compile), batch 256 at twice the learning rate, `cnn` with its f
 as it was before 2026-12-02 (batch norm and ReLU at 26×26, before the pooling), and `cnn-small`
 (half the middle convolution's filters: the starter's network).
 --precision adds `cnn bf16`, trained in bfloat16 (TRAIN_PRECISION=mixed_bfloat16; `cnn` trains
-in float32, the default; train/precision.py): fast on CPUs with AMX, emulated and slow elsewhere.
+in float32, the default; train/precision.py): fast on CPUs with AMX or AVX-512 BF16, emulated and
+slow elsewhere.
 
 --starter times the starter's recipe instead (its network, `cnn-small`, on mnist-5k, shipped
 with the code, for the starter's epochs: what `make run` trains before its first prediction;
