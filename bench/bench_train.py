@@ -78,7 +78,7 @@ def register_previous_cnn() -> None:
 def variants(args) -> list[Variant]:
     cnn = {"epochs": args.cnn_epochs} if args.cnn_epochs else {}
     if args.starter:
-        cnn = {key: STARTER[key] for key in ("epochs", "batch_size", "learning_rate")} | cnn
+        cnn = ARCHITECTURES[STARTER["architecture"]].recipe() | cnn
     simple = {"epochs": args.simple_epochs} if args.simple_epochs else {}
     # The recipe's network, and the other width of the same network beside it as a lever.
     main = STARTER["architecture"] if args.starter else "cnn"
@@ -95,9 +95,7 @@ def variants(args) -> list[Variant]:
                                                                 "learning_rate": 0.006}))
             chosen.append(Variant("cnn bn26", PREVIOUS_CNN, cnn))
             # The same recipe (epochs, batch, rate) on the other network: only the width differs.
-            recipe = {key: ARCHITECTURES[main].defaults[key]
-                      for key in ("epochs", "batch_size", "learning_rate")}
-            chosen.append(Variant(other_width, other_width, recipe | cnn))
+            chosen.append(Variant(other_width, other_width, ARCHITECTURES[main].recipe() | cnn))
         if args.precision:
             chosen.append(Variant(f"{main} bf16", main, cnn, precision=MIXED_BFLOAT16))
     if args.only in (None, "simple") and not args.starter:

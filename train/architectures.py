@@ -29,6 +29,10 @@ class Architecture:
     # cosine decay to zero by the last step (converges further in a fixed number of epochs).
     schedule: str = "constant"
 
+    def recipe(self) -> dict:
+        """How long and how fast a run trains by default: its epochs, batch size and rate."""
+        return {key: self.defaults[key] for key in ("epochs", "batch_size", "learning_rate")}
+
 
 def build_simple():
     """The classic keras.io MNIST convnet: two convolutions, max pooling, dropout, softmax."""

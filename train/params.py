@@ -42,8 +42,7 @@ FIELDS = ("architecture", "dataset", "epochs", "batch_size", "learning_rate", "l
 # The name stays the one every deployment and test knows the starter by.
 STARTER_ARCHITECTURE = "cnn-small"
 STARTER = {"dataset": MNIST_5K, "architecture": STARTER_ARCHITECTURE,
-           **{key: ARCHITECTURES[STARTER_ARCHITECTURE].defaults[key]
-              for key in ("epochs", "batch_size", "learning_rate")},
+           **ARCHITECTURES[STARTER_ARCHITECTURE].recipe(),
            "name": "starter-cnn-mnist5k"}
 
 

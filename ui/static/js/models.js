@@ -180,10 +180,10 @@ export function initModels() {
       ["Epochs", p.epochs ?? (model.history ? model.history.length : "–")],
       ["Batch size", p.batch_size ?? "–"],
       ["Learning rate", p.learning_rate ?? "–"],
-      // Models saved before the field existed were trained in float32; the version comes from
-      // /api/models, which says 1 for models saved before versions existed.
+      // Models saved before the field existed were trained in float32. /api/models gives every
+      // model its preprocessing version (1 for models saved before versions existed).
       ["Training precision", model.training_precision || "float32"],
-      ["Preprocessing version", model.preprocessing_version ?? 1],
+      ["Preprocessing version", model.preprocessing_version],
       ["Parameters", count(parameterCount(model))],
       ["Size", bytes(model.size_bytes)],
       ["Training time", duration(model.train_seconds)],
